@@ -1,0 +1,207 @@
+"""``gradwave``: the command line. Thin: it parses arguments and calls library functions.
+
+Commands that need torch (train, eval, export, schedule, bench of torch models) import it lazily, so the
+runtime commands (speak, vocode with a bundle, serve) work with onnxruntime and numpy alone.
+User mistakes end in one line on stderr and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import warnings
+
+
+class UserError(Exception):
+    """A mistake in the command line or the inputs: reported in one line, exit status 2."""
+
+
+def _add_train(sub) -> None:
+    p = sub.add_parser("train", help="train a vocoder or the Grad-TTS acoustic model")
+    tsub = p.add_subparsers(dest="what", required=True)
+    v = tsub.add_parser("vocoder", help="train DiffWave or WaveGrad on an LJSpeech-layout corpus")
+    v.add_argument("--model", choices=["diffwave", "wavegrad"], default="diffwave")
+    v.add_argument("--size", choices=["base", "small", "tiny"], default="base",
+                   help="model configuration (base: the paper's; small: for CPU; tiny: for tests)")
+    v.add_argument("--segment-frames", type=int, default=None, help="training segment in mel frames (default 62)")
+    _train_common(v)
+    t = tsub.add_parser("tts", help="train Grad-TTS on an LJSpeech-layout corpus")
+    t.add_argument("--size", choices=["base", "small", "tiny"], default="base")
+    _train_common(t)
+
+
+def _train_common(p) -> None:
+    p.add_argument("--data", required=True, help="corpus directory (metadata.csv + wavs/)")
+    p.add_argument("--out", required=True, help="run directory (checkpoints/, metrics.jsonl, samples/)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out exactly where it stopped")
+    p.add_argument("--config", help="JSON file with training settings (keys of TrainConfig), e.g. {\"lr\": 1e-4}")
+    p.add_argument("--steps", type=int, help="stop at this total step count")
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--workers", type=int, help="data loader worker processes")
+    p.add_argument("--max-minutes", type=float, help="stop with a checkpoint after this wall time")
+    p.add_argument("--val-every", type=int)
+    p.add_argument("--ckpt-every", type=int)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--device", help="cpu, cuda, cuda:1 (default: cuda when available)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="gradwave", description="Diffusion text-to-speech: Grad-TTS + DiffWave/WaveGrad")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    _add_train(sub)
+
+    v = sub.add_parser("vocode", help="copy-synthesis: audio -> mel -> vocoder -> audio")
+    v.add_argument("input", help="WAV or FLAC file")
+    v.add_argument("-o", "--output", required=True, help="output .wav or .flac")
+    v.add_argument("--checkpoint", help="a vocoder training checkpoint (torch); default: the bundled voice")
+    v.add_argument("--voice", help="a voice bundle directory (ONNX)")
+    v.add_argument("--schedule", default=None, help="schedule name in the checkpoint/bundle (e.g. fast6)")
+    v.add_argument("--sampler", choices=["ddpm", "ddim"], default="ddpm")
+    v.add_argument("--seed", type=int, default=0)
+    v.add_argument("--device", default=None)
+
+    s = sub.add_parser("schedule", help="few-step noise schedules")
+    ssub = s.add_subparsers(dest="what", required=True)
+    ss = ssub.add_parser("search", help="search a K-step schedule on held-out mels; store it in the checkpoint")
+    ss.add_argument("--checkpoint", required=True)
+    ss.add_argument("--steps", type=int, default=6)
+    ss.add_argument("--data", required=True, help="corpus whose held-out split is used")
+    ss.add_argument("--items", type=int, default=8, help="held-out utterances to score on")
+    ss.add_argument("--seconds", type=float, default=2.0, help="seconds of each utterance used")
+    ss.add_argument("--iters", type=int, default=3, help="coordinate-search sweeps")
+    ss.add_argument("--device", default=None)
+
+    e = sub.add_parser("eval", help="evaluation tables (markdown + JSON)")
+    esub = e.add_subparsers(dest="what", required=True)
+    ev = esub.add_parser("vocoder", help="copy-synthesis quality: PESQ-WB, STOI, MCD, log-mel L1, RTF")
+    ev.add_argument("--checkpoint", required=True, action="append", help="vocoder checkpoint (repeatable)")
+    ev.add_argument("--data", required=True, help="corpus directory (LJSpeech layout)")
+    ev.add_argument("--schedules", default=None, help="comma-separated schedule names (default: all stored)")
+    ev.add_argument("--held-out", type=int, default=0,
+                    help="use the training split's N held-out utterances of --data (0 = all of --data)")
+    ev.add_argument("--limit", type=int, default=0, help="at most this many utterances")
+    ev.add_argument("--out", default=None, help="write table.md and table.json here")
+    ev.add_argument("--device", default=None)
+
+    b = sub.add_parser("bench", help="speed benchmarks")
+    bsub = b.add_subparsers(dest="what", required=True)
+    bv = bsub.add_parser("vocoder", help="RTF and peak memory of each vocoder and step count")
+    bv.add_argument("--seconds", type=float, default=2.0)
+    bv.add_argument("--steps", default="6,12,50")
+    bv.add_argument("--sizes", default="base,small")
+    bv.add_argument("--repeats", type=int, default=2)
+    bv.add_argument("--out", default=None)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    args = build_parser().parse_args(argv)
+    try:
+        return int(_dispatch(args) or 0)
+    except KeyboardInterrupt:
+        print("gradwave: interrupted", file=sys.stderr)
+        return 130
+    except (UserError, FileNotFoundError, FileExistsError, ValueError) as e:
+        print(f"gradwave: error: {e}", file=sys.stderr)
+        return 2
+
+
+def _dispatch(args) -> int | None:
+    if args.cmd == "train":
+        return _train(args)
+    if args.cmd == "vocode":
+        return _vocode(args)
+    if args.cmd == "schedule":
+        from vocoder.schedule_search import search_cli
+
+        return search_cli(args)
+    if args.cmd == "eval" and args.what == "vocoder":
+        from vocoder.evaluate import eval_cli
+
+        return eval_cli(args)
+    if args.cmd == "bench" and args.what == "vocoder":
+        from vocoder.bench import bench_cli
+
+        return bench_cli(args)
+    raise UserError(f"'{args.cmd}' is not available yet")
+
+
+def _train_config(args):
+    from vocoder.training.loop import TrainConfig
+
+    overrides = {}
+    if args.config:
+        try:
+            with open(args.config, encoding="utf-8") as f:
+                overrides = json.load(f)
+        except (OSError, json.JSONDecodeError) as e:
+            raise UserError(f"--config {args.config}: {e}") from None
+    for name, key in [("steps", "max_steps"), ("batch_size", "batch_size"), ("lr", "lr"), ("workers", "num_workers"),
+                      ("max_minutes", "max_minutes"), ("val_every", "val_every"), ("ckpt_every", "ckpt_every"),
+                      ("seed", "seed")]:
+        if getattr(args, name) is not None:
+            overrides[key] = getattr(args, name)
+    known = set(TrainConfig.__dataclass_fields__)
+    unknown = set(overrides) - known
+    if unknown:
+        raise UserError(f"unknown training settings: {', '.join(sorted(unknown))} (known: {', '.join(sorted(known))})")
+    if "adam_betas" in overrides:
+        overrides["adam_betas"] = tuple(overrides["adam_betas"])
+    return TrainConfig(**overrides)
+
+
+def _train(args) -> int:
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    cfg = _train_config(args)
+    if args.what == "vocoder":
+        from vocoder.train import VocoderTask, VocoderTaskConfig
+
+        tcfg = VocoderTaskConfig(model=args.model, size=args.size,
+                                 **({"segment_frames": args.segment_frames} if args.segment_frames else {}))
+        task = VocoderTask(args.data, tcfg)
+    else:
+        from tts.train import TTSTask, TTSTaskConfig
+
+        task = TTSTask(args.data, TTSTaskConfig(size=args.size))
+    from vocoder.training.loop import train
+
+    summary = train(task, cfg, args.out, resume=args.resume, device=args.device)
+    print(json.dumps(summary))
+    return 0
+
+
+def _vocode(args) -> int:
+    from vocoder.audio import load_audio, mel_numpy, save_audio
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        audio = load_audio(args.input)
+    for w in caught:
+        print(f"gradwave: note: {w.message}", file=sys.stderr)
+    mel = mel_numpy(audio)
+    if args.checkpoint:
+        from vocoder.inference import Vocoder
+
+        voc = Vocoder(args.checkpoint, device=args.device or "cpu")
+        out = voc.vocode(mel, schedule=args.schedule or "fast6", sampler=args.sampler, seed=args.seed)
+    else:
+        from serve.engine import Synthesizer, default_voice
+
+        synth = Synthesizer(args.voice or default_voice(), device=args.device or "auto")
+        out = synth.vocode(mel, steps=args.schedule, seed=args.seed)
+    save_audio(args.output, out)
+    print(f"wrote {args.output} ({len(out) / 22050:.2f} s)", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,135 @@
+"""Atomic checkpoints with everything needed to resume a run exactly.
+
+A checkpoint is one ``torch.save`` dict:
+
+* ``model``, ``ema``: state dicts (the EMA weights are what inference uses);
+* ``optimizer``: the optimizer state dict;
+* ``step``: optimizer steps completed;
+* ``rng``: python, numpy and torch (CPU and CUDA) RNG states;
+* ``config``: JSON-able dict with the task name, the model config, the training config and the mel
+  contract; ``metadata``: task data such as the training and searched few-step schedules.
+
+Writes go to a temporary file in the same directory, are fsync'ed, then renamed over the target, so a kill
+at any moment leaves either the old or the new checkpoint, never a torn one.
+
+A *compact* checkpoint (for committing to git) keeps the weights and EMA in full precision and the Adam
+moments in bfloat16; loading casts them back. Resuming from it continues the run with moments rounded to
+bf16 (documented; exact resume uses the full checkpoint).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from typing import Any
+
+import numpy as np
+import torch
+
+CHECKPOINT_VERSION = 1
+
+
+def rng_state() -> dict[str, Any]:
+    """The RNG states of python, numpy and torch (CPU and, when present, every CUDA device)."""
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
+    """``torch.save`` to ``path`` through a temporary file and an atomic rename."""
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    tmp = os.path.join(directory, f".{os.path.basename(path)}.tmp{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        dir_fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _cast_moments(opt_state: dict[str, Any], dtype: torch.dtype) -> dict[str, Any]:
+    state = {}
+    for k, v in opt_state["state"].items():
+        state[k] = {n: (t.to(dtype) if torch.is_tensor(t) and t.is_floating_point() and t.dim() > 0 else t)
+                    for n, t in v.items()}
+    return {"state": state, "param_groups": opt_state["param_groups"]}
+
+
+def make_checkpoint(
+    model: torch.nn.Module, ema: torch.nn.Module, optimizer: torch.optim.Optimizer, step: int,
+    config: dict[str, Any], metadata: dict[str, Any] | None = None, compact: bool = False,
+) -> dict[str, Any]:
+    """Assemble the checkpoint dict (see the module docstring)."""
+    opt = optimizer.state_dict()
+    if compact:
+        opt = _cast_moments(opt, torch.bfloat16)
+    return {
+        "version": CHECKPOINT_VERSION,
+        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "ema": {k: v.detach().cpu() for k, v in ema.state_dict().items()},
+        "optimizer": opt,
+        "step": int(step),
+        "rng": None if compact else rng_state(),
+        "config": config,
+        "metadata": dict(metadata or {}),
+        "compact": compact,
+    }
+
+
+def save_checkpoint(path: str | os.PathLike, ckpt: dict[str, Any]) -> None:
+    """Write a checkpoint dict atomically."""
+    atomic_torch_save(ckpt, path)
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a checkpoint written by :func:`save_checkpoint`, with a clear error for anything else."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path}: no such checkpoint")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as e:
+        raise ValueError(f"{path}: not a readable gradwave checkpoint ({e})") from None
+    if not isinstance(ckpt, dict) or "ema" not in ckpt or "config" not in ckpt:
+        raise ValueError(f"{path}: not a gradwave checkpoint (no 'ema'/'config' entries)")
+    if ckpt.get("version", 0) > CHECKPOINT_VERSION:
+        raise ValueError(f"{path}: checkpoint version {ckpt['version']} is newer than this gradwave supports")
+    if ckpt.get("compact"):
+        ckpt["optimizer"] = _cast_moments(ckpt["optimizer"], torch.float32)
+    return ckpt
+
+
+def compact_checkpoint(src: str | os.PathLike, dst: str | os.PathLike) -> None:
+    """Rewrite ``src`` as a compact checkpoint at ``dst`` (Adam moments in bf16, no RNG state)."""
+    ckpt = load_checkpoint(src)
+    ckpt["optimizer"] = _cast_moments(ckpt["optimizer"], torch.bfloat16)
+    ckpt["rng"] = None
+    ckpt["compact"] = True
+    atomic_torch_save(ckpt, dst)
+
+
+def update_metadata(path: str | os.PathLike, **entries: Any) -> None:
+    """Add or replace metadata entries (e.g. a searched schedule) in a checkpoint, atomically."""
+    ckpt = torch.load(os.fspath(path), map_location="cpu", weights_only=False)
+    ckpt.setdefault("metadata", {}).update(entries)
+    atomic_torch_save(ckpt, path)
