@@ -154,6 +154,17 @@ def mel_numpy(audio: np.ndarray, pad: bool = True) -> np.ndarray:
     return out[0] if squeeze else out
 
 
+@functools.lru_cache(maxsize=64)
+def _reflect_index(n: int, pad: int) -> np.ndarray:
+    """Indices of ``np.pad(x, pad, mode="reflect")`` for a signal of n samples: ``[n + 2 pad]`` int64."""
+    idx = np.arange(-pad, n + pad)
+    if n == 1:
+        return np.zeros_like(idx)
+    period = 2 * (n - 1)
+    idx = np.abs(idx) % period
+    return np.where(idx > n - 1, period - idx, idx).astype(np.int64)
+
+
 # ----------------------------------------------------------------------------------------------------------
 # torch mel (training); imported lazily so that numpy users never import torch
 # ----------------------------------------------------------------------------------------------------------
@@ -164,7 +175,6 @@ def mel_torch(audio, pad: bool = True):
     Returns ``[B, 80, T // 256]`` (or ``[80, T // 256]``) float32; ``pad=False`` as in :func:`mel_numpy`.
     """
     import torch
-    import torch.nn.functional as F
 
     squeeze = audio.dim() == 1
     x = audio.reshape(1, -1) if squeeze else audio  # [B, T]
@@ -172,8 +182,9 @@ def mel_torch(audio, pad: bool = True):
     if x.shape[-1] < need:
         raise AudioError(f"audio is too short for one mel frame ({x.shape[-1]} < {need} samples)")
     x = x.float()
-    if pad:
-        x = F.pad(x.unsqueeze(1), (PAD, PAD), mode="reflect").squeeze(1)  # [B, T + 768]
+    if pad:  # reflect padding by index, which also covers T <= 384 (where F.pad's reflect refuses)
+        idx = torch.from_numpy(_reflect_index(x.shape[-1], PAD)).to(x.device)
+        x = x[:, idx]  # [B, T + 768]
     window = torch.hann_window(WIN_LENGTH, device=x.device, dtype=x.dtype)
     spec = torch.stft(x, N_FFT, hop_length=HOP_LENGTH, win_length=WIN_LENGTH, window=window,
                       center=False, normalized=False, onesided=True, return_complex=True)  # [B, 513, F]

@@ -91,6 +91,13 @@ class _StepBatches(Dataset):
         return self.task.batch(self.start + i, self.rank, self.seed, self.bs)
 
 
+def _worker_init(_: int) -> None:
+    """Data workers leave SIGINT/SIGTERM to the main process, which stops cleanly and checkpoints
+    (a terminal's Ctrl-C or a process-group SIGTERM reaches the workers too)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 def _seed_step(seed: int, step: int, rank: int) -> None:
     s = int(step_rng(seed, step, rank, stream=7).integers(0, 2**63 - 1))
     torch.manual_seed(s)
@@ -211,7 +218,7 @@ def train(task: Task, cfg: TrainConfig, out_dir: str, resume: bool = False, devi
         _StepBatches(task, step, cfg.max_steps, rank, cfg.seed, cfg.batch_size),
         batch_size=None, shuffle=False, num_workers=cfg.num_workers,
         persistent_workers=False, pin_memory=dev.type == "cuda",
-        prefetch_factor=4 if cfg.num_workers > 0 else None,
+        prefetch_factor=4 if cfg.num_workers > 0 else None, worker_init_fn=_worker_init,
     )
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if dev.type == "cuda" and cfg.amp == "bf16"
                 else contextlib.nullcontext())
@@ -275,7 +282,8 @@ def train(task: Task, cfg: TrainConfig, out_dir: str, resume: bool = False, devi
     if world > 1:
         dist.barrier()
     elapsed = time.time() - t_start
-    return {"step": step, "steps_per_s": steps_done / max(elapsed, 1e-9), **last_scalars}
+    checksum = float(sum(p.detach().double().sum() for p in model.parameters()))  # equal on every DDP rank
+    return {"step": step, "steps_per_s": steps_done / max(elapsed, 1e-9), "param_checksum": checksum, **last_scalars}
 
 
 def _log(path: str, row: dict[str, Any]) -> None:
