@@ -171,7 +171,7 @@ def _train(args) -> int:
     else:
         from tts.train import TTSTask, TTSTaskConfig
 
-        task = TTSTask(args.data, TTSTaskConfig(size=args.size))
+        task = TTSTask(args.data, TTSTaskConfig(size=args.size), cache_dir=args.out)
     from vocoder.training.loop import train
 
     summary = train(task, cfg, args.out, resume=args.resume, device=args.device)

@@ -24,6 +24,7 @@ from vocoder.audio import mel_numpy, mel_torch, save_audio
 from vocoder.inference import build_vocoder, default_schedules, vocode
 from vocoder.metrics import log_mel_l1
 from vocoder.training.data import AudioBank, read_metadata, split, step_rng
+from vocoder.training.plots import save_spectrogram_png
 
 
 @dataclasses.dataclass(frozen=True)
@@ -130,24 +131,3 @@ class VocoderTask:
                 save_spectrogram_png(os.path.join(out_dir, f"step{step:08d}.png"), mel, mel_numpy(audio),
                                      f"{self.name} step {step}: reference (top) / fast6 (bottom)")
         return {"logmel_l1_fast6": float(np.mean(l1s))}
-
-
-def save_spectrogram_png(path: str, *mels_and_title) -> None:
-    """Plot one or more mels ``[80, F]`` stacked vertically, with a title (last argument)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    *mels, title = mels_and_title
-    fig, axes = plt.subplots(len(mels), 1, figsize=(10, 2.2 * len(mels)), squeeze=False)
-    for ax, m in zip(axes[:, 0], mels):
-        ax.imshow(m, origin="lower", aspect="auto", vmin=-11.5, vmax=2.5, cmap="magma")
-        ax.set_ylabel("mel bin")
-    axes[0, 0].set_title(title)
-    axes[-1, 0].set_xlabel("frame (11.6 ms)")
-    fig.tight_layout()
-    tmp = path + ".tmp.png"
-    fig.savefig(tmp, dpi=80)
-    plt.close(fig)
-    os.replace(tmp, path)

@@ -199,9 +199,11 @@ def train(task: Task, cfg: TrainConfig, out_dir: str, resume: bool = False, devi
                                   "continue it, or choose another --out")
         metadata = task.metadata()
 
-    net = model
+    # The module whose forward the task's loss calls; DDP must wrap that one so that gradient sync sees
+    # the forward (Grad-TTS trains through a loss module, the vocoders through the model's own forward).
+    net = task.training_module(model) if hasattr(task, "training_module") else model
     if world > 1:
-        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
+        net = torch.nn.parallel.DistributedDataParallel(net, device_ids=[dev.index] if dev.type == "cuda" else None)
 
     def checkpoint(at: int) -> None:
         if not is_main:
