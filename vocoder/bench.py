@@ -200,8 +200,8 @@ def markdown(report: dict[str, Any]) -> str:
     lines = ["| Model | Size | Params | Steps | Device | RTF ↓ | Peak mem (MiB) |",
              "|---|---|---:|---:|---|---:|---:|"]
     for r in report["rows"]:
-        lines.append(f"| {r['model']} | {r['size']} | {r['params'] / 1e6:.2f}M | {r['steps']} | {r['device']} | "
-                     f"{r['rtf']:.4f} | {r['peak_mem_mib']:.1f} |")
+        lines.append(f"| {r['model']} | {r['size']} | {r['params'] / 1e6:.2f}M | {r['steps']} | "
+                     f"{r['device']} | {r['rtf']:.4f} | {r['peak_mem_mib']:.1f} |")
     a = report["arguments"]
     lines += [
         "",

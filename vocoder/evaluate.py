@@ -113,7 +113,7 @@ def arguments(args: Any) -> dict[str, Any]:
 
 
 def default_device(device: str | None) -> str:
-    """``device`` or, when None, ``cuda`` if available else ``cpu``; an unusable CUDA device is a ValueError."""
+    """``device``, or when None ``cuda`` if available else ``cpu``. Unavailable CUDA is a ValueError."""
     import torch
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -155,11 +155,12 @@ def score(ref: np.ndarray, est: np.ndarray) -> dict[str, float]:
 def _labels(paths: list[str]) -> list[str]:
     """Shortest unique path suffixes: ['a/last.pt', 'b/last.pt'] for two last.pt files."""
     parts = [os.path.normpath(os.path.abspath(p)).split(os.sep) for p in paths]
-    for depth in range(1, max(len(p) for p in parts) + 1):
-        labels = ["/".join(p[-depth:]) for p in parts]
-        if len(set(labels)) == len(labels):
-            return labels
-    return list(paths)
+    labels = []
+    for i, p in enumerate(parts):
+        others = [q for j, q in enumerate(parts) if j != i]
+        depth = next((d for d in range(1, len(p)) if all(q[-d:] != p[-d:] for q in others)), len(p))
+        labels.append("/".join(p[-depth:]))
+    return labels
 
 
 class _Row:
@@ -207,19 +208,20 @@ def evaluate(checkpoints: list[str], items: list[Utterance], schedules: list[str
             if name not in voc.schedules:
                 notes.append(f"{label}: no schedule '{name}' (has: {', '.join(voc.schedules)}); skipped")
                 continue
-            rows.append((voc, name, _Row(system=f"{voc.name} {label} (step {voc.step})", kind="vocoder",
-                                         checkpoint=os.path.abspath(path), model=voc.name, train_step=voc.step,
-                                         schedule=name, steps=len(voc.schedule(name)["betas"]),
-                                         sampler=SAMPLER, device=device)))
+            row = _Row(system=f"{voc.name} {label} (step {voc.step})", kind="vocoder",
+                       checkpoint=os.path.abspath(path), model=voc.name, train_step=voc.step, schedule=name,
+                       steps=len(voc.schedule(name)["betas"]), sampler=SAMPLER, device=device)
+            rows.append((voc, name, row))
         if held_out:
             notes.extend(_held_out_note(label, voc, held_out, corpus_size))
     if not rows:
-        raise ValueError(f"none of the requested schedules ({', '.join(schedules or [])}) is in any checkpoint")
+        wanted = ", ".join(schedules or [])
+        raise ValueError(f"none of the requested schedules ({wanted}) is in any checkpoint")
     gl = _Row(system=f"Griffin-Lim ({GRIFFIN_LIM_ITERS} iterations)", kind="griffin_lim", schedule=None,
               steps=GRIFFIN_LIM_ITERS, device="cpu")
     gt = _Row(system="ground truth", kind="ground_truth", schedule=None, steps=None, device=None)
     warmed: set[int] = set()
-    for voc, name, _ in rows:  # first calls pay for lazy initialisation (kernels, allocator): keep them untimed
+    for voc, name, _ in rows:  # first calls pay for lazy initialisation (kernels, allocator): untimed
         if id(voc) not in warmed:
             voc.vocode(np.full((80, 8), -5.0, np.float32), schedule=name, sampler=SAMPLER)
             warmed.add(id(voc))
@@ -305,7 +307,7 @@ def markdown(report: dict[str, Any]) -> str:
 
 
 def eval_cli(args: Any) -> int:
-    """``gradwave eval vocoder``: args has checkpoint (list), data, schedules, held_out, limit, out, device."""
+    """``gradwave eval vocoder``. args: checkpoint (list), data, schedules, held_out, limit, out, device."""
     device = default_device(args.device)
     schedules = [s.strip() for s in args.schedules.split(",") if s.strip()] if args.schedules else None
     items = evaluation_items(args.data, args.held_out, args.limit)
