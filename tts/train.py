@@ -1,7 +1,7 @@
 """The Grad-TTS training task on the shared loop (:mod:`vocoder.training.loop`): no loop, checkpointing,
 EMA, AMP or DDP code of its own.
 
-Preparation (cached in ``RUN/prepared.npz``, keyed by the corpus and the symbol table): each utterance's
+Preparation (cached in ``RUN/phonemes.npz`` and ``RUN/mels.npz``, see :func:`prepare`): each utterance's
 normalised transcript -> phonemes -> ids with blanks interspersed (Grad-TTS), and the whole utterance's
 log-mel in the contract of :mod:`vocoder.audio`, stored as float16. Batches are random utterances
 (a pure function of seed, step and rank), padded; :meth:`GradTTS.compute_loss` does MAS, the duration,
@@ -54,46 +54,64 @@ def utterance_ids(text: str, table: SymbolTable) -> list[int]:
     return intersperse(table.encode(phonemes), table.blank_id)
 
 
-def prepare(data_dir: str, cache: str | None, table: SymbolTable, progress: bool = True) -> dict[str, Any]:
-    """Phoneme ids and mels for every utterance of a corpus, cached as one .npz.
+def _cache_key(*parts: Any) -> str:
+    return hashlib.sha1(json.dumps(parts).encode()).hexdigest()
 
-    Returns {"ids": list of int arrays [L_i], "mels": list of float16 arrays [80, F_i], "uids": list}.
+
+def _load_cached(path: str | None, key: str) -> dict[str, np.ndarray] | None:
+    if path and os.path.isfile(path):
+        with np.load(path, allow_pickle=False) as z:
+            if str(z["key"]) == key:
+                return {k: np.asarray(z[k]) for k in z.files}
+    return None
+
+
+def _save_cached(path: str | None, arrays: dict[str, np.ndarray]) -> None:
+    if path:
+        tmp = path + ".tmp.npz"
+        np.savez(tmp, **arrays)
+        os.replace(tmp, path)
+
+
+def prepare(data_dir: str, cache_dir: str | None, table: SymbolTable, progress: bool = True) -> dict[str, Any]:
+    """Phoneme ids and mels for every utterance of a corpus.
+
+    Two caches in ``cache_dir``: ``phonemes.npz`` (ids; small, keyed by the transcripts and the symbol
+    table, so it can be made on one machine and carried to another that has no phonemizer) and
+    ``mels.npz`` (float16 mels, keyed by the utterance ids). Returns {"uids": [N], "ids": list of int16
+    arrays [L_i], "mels": list of float16 arrays [80, F_i]}.
     """
     items = sorted(read_metadata(data_dir), key=lambda u: u.id)
-    key = hashlib.sha1(json.dumps([[u.id, u.normalized] for u in items] + [table.to_dict()]).encode()).hexdigest()
-    if cache and os.path.isfile(cache):
-        with np.load(cache, allow_pickle=False) as z:
-            if str(z["key"]) == key:
-                return _unpack(z)
-    it = items
-    if progress:
+    uids = [u.id for u in items]
+    ph_path = os.path.join(cache_dir, "phonemes.npz") if cache_dir else None
+    mel_path = os.path.join(cache_dir, "mels.npz") if cache_dir else None
+
+    def bar(seq, desc):
+        if not progress:
+            return seq
         from tqdm import tqdm
 
-        it = tqdm(items, desc="preparing (phonemes + mels)", unit="utt", file=sys.stderr)
-    ids, mels = [], []
-    for u in it:
-        ids.append(np.asarray(utterance_ids(u.normalized, table), dtype=np.int16))
-        mels.append(mel_numpy(load_audio(u.path, quiet=True)).astype(np.float16))
-    packed = {
-        "key": np.array(key), "uids": np.array([u.id for u in items]),
-        "id_lens": np.array([len(x) for x in ids]), "ids": np.concatenate(ids),
-        "mel_lens": np.array([m.shape[1] for m in mels]), "mels": np.concatenate(mels, axis=1),
-    }
-    if cache:
-        tmp = cache + ".tmp.npz"
-        np.savez(tmp, **packed)
-        os.replace(tmp, cache)
-    return _unpack(packed)
+        return tqdm(seq, desc=desc, unit="utt", file=sys.stderr)
 
-
-def _unpack(z) -> dict[str, Any]:
-    id_off = np.concatenate([[0], np.cumsum(z["id_lens"])])
-    mel_off = np.concatenate([[0], np.cumsum(z["mel_lens"])])
-    ids_all, mels_all = np.asarray(z["ids"]), np.asarray(z["mels"])
+    ph_key = _cache_key([[u.id, u.normalized] for u in items], table.to_dict())
+    ph = _load_cached(ph_path, ph_key)
+    if ph is None:
+        ids = [np.asarray(utterance_ids(u.normalized, table), dtype=np.int16) for u in bar(items, "phonemes")]
+        ph = {"key": np.array(ph_key), "lens": np.array([len(x) for x in ids]), "ids": np.concatenate(ids)}
+        _save_cached(ph_path, ph)
+    mel_key = _cache_key(uids)
+    ml = _load_cached(mel_path, mel_key)
+    if ml is None:
+        mels = [mel_numpy(load_audio(u.path, quiet=True)).astype(np.float16) for u in bar(items, "mels")]
+        ml = {"key": np.array(mel_key), "lens": np.array([m.shape[1] for m in mels]),
+              "mels": np.concatenate(mels, axis=1)}
+        _save_cached(mel_path, ml)
+    id_off = np.concatenate([[0], np.cumsum(ph["lens"])])
+    mel_off = np.concatenate([[0], np.cumsum(ml["lens"])])
     return {
-        "uids": [str(u) for u in z["uids"]],
-        "ids": [ids_all[id_off[i]: id_off[i + 1]] for i in range(len(id_off) - 1)],
-        "mels": [mels_all[:, mel_off[i]: mel_off[i + 1]] for i in range(len(mel_off) - 1)],
+        "uids": uids,
+        "ids": [ph["ids"][id_off[i]: id_off[i + 1]] for i in range(len(uids))],
+        "mels": [ml["mels"][:, mel_off[i]: mel_off[i + 1]] for i in range(len(uids))],
     }
 
 
@@ -129,10 +147,9 @@ class TTSTask:
         self.cfg = cfg
         self.table = default_table()
         self.model_cfg = model_config(cfg.size, len(self.table))
-        cache = os.path.join(cache_dir, "prepared.npz") if cache_dir else None
         if cache_dir:
             os.makedirs(cache_dir, exist_ok=True)
-        data = prepare(data_dir, cache, self.table, progress=progress)
+        data = prepare(data_dir, cache_dir, self.table, progress=progress)
         n = len(data["uids"])
         order = {u: i for i, u in enumerate(data["uids"])}
         items = read_metadata(data_dir)

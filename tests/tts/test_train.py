@@ -39,7 +39,7 @@ def test_collate_pads():
 
 def test_tts_trains_on_the_shared_loop_and_resumes_exactly(corpus, tmp_path):
     task = TTSTask(str(corpus), TTSTaskConfig(size="tiny", n_val=1), cache_dir=str(tmp_path / "a"), progress=False)
-    assert (tmp_path / "a" / "prepared.npz").exists()
+    assert (tmp_path / "a" / "phonemes.npz").exists() and (tmp_path / "a" / "mels.npz").exists()
     train(task, _cfg(4), str(tmp_path / "a"), progress=False)
     ck = load_checkpoint(tmp_path / "a" / "checkpoints" / "last.pt")
     assert ck["config"]["task"] == "gradtts" and ck["metadata"]["symbols"] == default_table().to_dict()
