@@ -54,6 +54,36 @@ def build_parser() -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest="cmd", required=True)
     _add_train(sub)
 
+    sp = sub.add_parser("speak", help="text -> speech with a voice bundle (default: the bundled voice)")
+    sp.add_argument("text", help="the text to speak, or - to read it from standard input")
+    sp.add_argument("-o", "--output", help="output .wav or .flac (written atomically)")
+    sp.add_argument("--stream", action="store_true", help="write raw 16-bit mono PCM to stdout as it is made")
+    sp.add_argument("--voice", help="voice bundle directory (default: the bundled voice, or $GRADWAVE_VOICE)")
+    sp.add_argument("--steps", type=int, help="decoder (Grad-TTS) steps (default: the voice's, 10)")
+    sp.add_argument("--vocoder-steps", help="vocoder schedule: a name (fast6, searched6) or a step count")
+    sp.add_argument("--temperature", type=float, help="decoder temperature (default 1.5)")
+    sp.add_argument("--speed", type=float, default=1.0, help="speaking rate: > 1 is faster (default 1.0)")
+    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--device", choices=["auto", "cpu", "cuda", "tensorrt"], default="auto")
+    sp.add_argument("--threads", type=int, help="onnxruntime threads (default: one per core)")
+
+    x = sub.add_parser("export", help="export checkpoints to an ONNX voice bundle")
+    x.add_argument("--acoustic", help="Grad-TTS checkpoint (omit for a vocoder-only bundle)")
+    x.add_argument("--vocoder", required=True, help="DiffWave or WaveGrad checkpoint")
+    x.add_argument("--out", required=True, help="bundle directory to write")
+    x.add_argument("--fp16", action="store_true", help="store weights as float16 (inputs/outputs stay float32)")
+    x.add_argument("--force", action="store_true", help="replace an existing bundle directory")
+    x.add_argument("--schedule", help="default vocoder schedule (default: searched6 if present, else fast6)")
+    x.add_argument("--no-verify", action="store_true", help="skip the ONNX-vs-torch parity check")
+
+    sv = sub.add_parser("serve", help="the Gradio demo (on 127.0.0.1 by default, with a queue)")
+    sv.add_argument("--voice", help="voice bundle directory (default: the bundled voice)")
+    sv.add_argument("--host", default="127.0.0.1")
+    sv.add_argument("--port", type=int, default=7860)
+    sv.add_argument("--share", action="store_true", help="ask Gradio for a public share link (needs network)")
+    sv.add_argument("--device", choices=["auto", "cpu", "cuda", "tensorrt"], default="auto")
+    sv.add_argument("--threads", type=int)
+
     v = sub.add_parser("vocode", help="copy-synthesis: audio -> mel -> vocoder -> audio")
     v.add_argument("input", help="WAV or FLAC file")
     v.add_argument("-o", "--output", required=True, help="output .wav or .flac")
@@ -87,8 +117,18 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--out", default=None, help="write table.md and table.json here")
     ev.add_argument("--device", default=None)
 
-    b = sub.add_parser("bench", help="speed benchmarks")
-    bsub = b.add_subparsers(dest="what", required=True)
+    b = sub.add_parser("bench", help="speed of the whole pipeline per stage (or: bench vocoder)")
+    b.add_argument("--voice", help="voice bundle (default: the bundled voice)")
+    b.add_argument("--acoustic", help="Grad-TTS checkpoint: adds torch-eager rows to compare")
+    b.add_argument("--vocoder", help="vocoder checkpoint: adds torch-eager rows to compare")
+    b.add_argument("--steps", default="10", help="comma-separated decoder step counts (default 10)")
+    b.add_argument("--vocoder-steps", help="vocoder schedule name or step count (default: the voice's)")
+    b.add_argument("--text", action="append", help="a sentence to synthesize (repeatable)")
+    b.add_argument("--repeats", type=int, default=3)
+    b.add_argument("--device", choices=["auto", "cpu", "cuda", "tensorrt"], default=None)
+    b.add_argument("--threads", type=int)
+    b.add_argument("--out", help="write table.md and table.json here")
+    bsub = b.add_subparsers(dest="what", required=False)
     bv = bsub.add_parser("vocoder", help="RTF and peak memory of each vocoder and step count")
     bv.add_argument("--seconds", type=float, default=2.0)
     bv.add_argument("--steps", default="6,12,50")
@@ -129,6 +169,19 @@ def _dispatch(args) -> int | None:
         from vocoder.bench import bench_cli
 
         return bench_cli(args)
+    if args.cmd == "bench":
+        from serve.bench import bench_cli
+
+        return bench_cli(args)
+    if args.cmd == "speak":
+        return _speak(args)
+    if args.cmd == "export":
+        return _export(args)
+    if args.cmd == "serve":
+        from serve.app import launch
+
+        launch(args.voice, host=args.host, port=args.port, share=args.share, threads=args.threads, device=args.device)
+        return 0
     raise UserError(f"'{args.cmd}' is not available yet")
 
 
@@ -197,9 +250,68 @@ def _vocode(args) -> int:
         from serve.engine import Synthesizer, default_voice
 
         synth = Synthesizer(args.voice or default_voice(), device=args.device or "auto")
-        out = synth.vocode(mel, steps=args.schedule, seed=args.seed)
+        out = synth.vocode(mel, steps=args.schedule, seed=args.seed, sampler=args.sampler, chunk_frames=256)
     save_audio(args.output, out)
     print(f"wrote {args.output} ({len(out) / 22050:.2f} s)", file=sys.stderr)
+    return 0
+
+
+def _read_text(arg: str) -> str:
+    text = sys.stdin.read() if arg == "-" else arg
+    if not text.strip():
+        raise UserError("no text to speak (empty input)")
+    return text
+
+
+def _speak(args) -> int:
+    import numpy as np
+
+    from serve.engine import Synthesizer, default_voice
+
+    if not args.output and not args.stream:
+        raise UserError("say where the audio goes: -o FILE.wav, or --stream for raw PCM on stdout")
+    if args.output and os.path.splitext(args.output)[1].lower() not in (".wav", ".flac"):
+        raise UserError(f"{args.output}: output must end in .wav or .flac")
+    if not args.speed > 0:
+        raise UserError("--speed must be positive")
+    text = _read_text(args.text)
+    synth = Synthesizer(args.voice or default_voice(), device=args.device, threads=args.threads)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        chunks = synth.synthesize(text, steps=args.steps, vocoder_steps=args.vocoder_steps,
+                                  temperature=args.temperature, speed=args.speed, seed=args.seed)
+        parts = []
+        for chunk in chunks:
+            if args.stream:
+                pcm = (np.clip(chunk.audio, -1, 1) * 32767).astype("<i2").tobytes()
+                sys.stdout.buffer.write(pcm)
+                sys.stdout.buffer.flush()
+            if args.output:
+                parts.append(chunk.audio)
+    for w in caught:
+        print(f"gradwave: note: {w.message}", file=sys.stderr)
+    if args.output:
+        from vocoder.audio import save_audio
+
+        audio = np.concatenate(parts)
+        save_audio(args.output, audio, synth.sample_rate)
+        print(f"wrote {args.output} ({len(audio) / synth.sample_rate:.2f} s)", file=sys.stderr)
+    return 0
+
+
+def _export(args) -> int:
+    from export.onnx import export_bundle
+
+    out = export_bundle(args.acoustic, args.vocoder, args.out, fp16=args.fp16, overwrite=args.force,
+                        default_schedule=args.schedule)
+    print(f"wrote voice bundle {out}", file=sys.stderr)
+    if not args.no_verify:
+        from export.verify import verify_bundle
+
+        report = verify_bundle(out, args.vocoder, args.acoustic)
+        print(report.format(), file=sys.stderr)
+        if not report.ok:
+            return 1
     return 0
 
 

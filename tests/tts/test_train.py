@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from tests.vocoder.conftest import write_corpus
-from tts.train import TTSTask, TTSTaskConfig, collate, utterance_ids
 from tts.text import default_table
+from tts.train import TTSTask, TTSTaskConfig, collate, utterance_ids
 from vocoder.training.checkpoint import load_checkpoint
 from vocoder.training.loop import TrainConfig, train
 

@@ -404,6 +404,7 @@ def normalize(text: str) -> str:
     sentences = []
     for sentence in re.split(r"(?<=[.?!])\s+", text):
         shouting = _is_shouting(sentence)
-        sentences.append(re.sub(r"\b([A-Z]{2,})((?:'s|s)?)\b", functools.partial(_acronym, shouting=shouting), sentence))
+        spell = functools.partial(_acronym, shouting=shouting)
+        sentences.append(re.sub(r"\b([A-Z]{2,})((?:'s|s)?)\b", spell, sentence))
     text = " ".join(sentences)
     return _clean_punctuation(text)
