@@ -67,6 +67,20 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--device", choices=["auto", "cpu", "cuda", "tensorrt"], default="auto")
     sp.add_argument("--threads", type=int, help="onnxruntime threads (default: one per core)")
 
+    tt = sub.add_parser("tts", help="text -> speech (or mel) from torch checkpoints, without exporting")
+    tt.add_argument("text", help="the text to speak, or - to read it from standard input")
+    tt.add_argument("--acoustic", required=True, help="Grad-TTS checkpoint")
+    tt.add_argument("--vocoder", required=True, help="DiffWave or WaveGrad checkpoint")
+    tt.add_argument("-o", "--output", help="output .wav or .flac")
+    tt.add_argument("--mel", help="also (or only) write the mel [80, F] as .npy")
+    tt.add_argument("--steps", type=int, help="decoder steps (default 10)")
+    tt.add_argument("--solver", choices=["euler", "heun", "euler_maruyama"], help="reverse-diffusion solver")
+    tt.add_argument("--vocoder-steps", help="vocoder schedule name or step count")
+    tt.add_argument("--temperature", type=float)
+    tt.add_argument("--speed", type=float, default=1.0)
+    tt.add_argument("--seed", type=int, default=0)
+    tt.add_argument("--device", default="auto")
+
     x = sub.add_parser("export", help="export checkpoints to an ONNX voice bundle")
     x.add_argument("--acoustic", help="Grad-TTS checkpoint (omit for a vocoder-only bundle)")
     x.add_argument("--vocoder", required=True, help="DiffWave or WaveGrad checkpoint")
@@ -177,6 +191,8 @@ def _dispatch(args) -> int | None:
         return _speak(args)
     if args.cmd == "export":
         return _export(args)
+    if args.cmd == "tts":
+        return _tts(args)
     if args.cmd == "serve":
         from serve.app import launch
 
@@ -294,6 +310,31 @@ def _speak(args) -> int:
         from vocoder.audio import save_audio
 
         audio = np.concatenate(parts)
+        save_audio(args.output, audio, synth.sample_rate)
+        print(f"wrote {args.output} ({len(audio) / synth.sample_rate:.2f} s)", file=sys.stderr)
+    return 0
+
+
+def _tts(args) -> int:
+    import numpy as np
+
+    if not args.output and not args.mel:
+        raise UserError("say what to write: -o FILE.wav and/or --mel FILE.npy")
+    text = _read_text(args.text)
+    from serve.torch_backend import TorchSynthesizer
+
+    synth = TorchSynthesizer(args.acoustic, args.vocoder, device=args.device)
+    opts = dict(steps=args.steps, temperature=args.temperature, speed=args.speed, seed=args.seed, solver=args.solver)
+    if args.mel:
+        mel = synth.tts_mel(text, **opts)
+        tmp = args.mel + ".tmp.npy"
+        np.save(tmp, mel)
+        os.replace(tmp, args.mel)
+        print(f"wrote {args.mel} (mel {mel.shape[0]} x {mel.shape[1]})", file=sys.stderr)
+    if args.output:
+        from vocoder.audio import save_audio
+
+        audio = np.concatenate([c.audio for c in synth.synthesize(text, vocoder_steps=args.vocoder_steps, **opts)])
         save_audio(args.output, audio, synth.sample_rate)
         print(f"wrote {args.output} ({len(audio) / synth.sample_rate:.2f} s)", file=sys.stderr)
     return 0

@@ -142,3 +142,11 @@ def test_ddp_two_processes_on_cpu(tiny_corpus, tmp_path):
                    TrainConfig(max_steps=3, batch_size=2, num_workers=0, log_every=1, val_every=0, ckpt_every=3),
                    str(tmp_path / "single"), progress=False)
     assert single["param_checksum"] != s0["param_checksum"]
+
+
+def test_ema_warmup_follows_the_weights_early_and_the_decay_later():
+    from vocoder.training.loop import ema_decay_at
+
+    assert ema_decay_at(0, 0.999) == 0.1
+    assert ema_decay_at(100, 0.999) < 0.95
+    assert ema_decay_at(100_000, 0.999) == 0.999

@@ -103,6 +103,12 @@ def _seed_step(seed: int, step: int, rank: int) -> None:
     torch.manual_seed(s)
 
 
+def ema_decay_at(step: int, decay: float) -> float:
+    """EMA decay with warm-up, ``min(decay, (1 + step) / (10 + step))``: early in a run the average follows
+    the weights closely instead of remembering the random initialisation for thousands of steps."""
+    return min(decay, (1.0 + step) / (10.0 + step))
+
+
 @torch.no_grad()
 def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
     """``ema <- decay * ema + (1 - decay) * model`` over parameters; buffers are copied."""
@@ -246,7 +252,7 @@ def train(task: Task, cfg: TrainConfig, out_dir: str, resume: bool = False, devi
             loss.backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             optimizer.step()
-            ema_update(ema, model, cfg.ema_decay)
+            ema_update(ema, model, ema_decay_at(step, cfg.ema_decay))
             step += 1
             steps_done += 1
             scalars = {"loss": float(loss.detach()), "grad_norm": float(grad_norm), **scalars}
