@@ -150,3 +150,17 @@ def test_ema_warmup_follows_the_weights_early_and_the_decay_later():
     assert ema_decay_at(0, 0.999) == 0.1
     assert ema_decay_at(100, 0.999) < 0.95
     assert ema_decay_at(100_000, 0.999) == 0.999
+
+
+def test_compact_without_optimizer_resumes_with_a_warm_restart(task, tmp_path):
+    run = tmp_path / "run"
+    train(task, _cfg(max_steps=2), str(run), progress=False)
+    last = run / "checkpoints" / "last.pt"
+    ck = load_checkpoint(last)
+    ck["ema"] = {k: v.clone() for k, v in ck["model"].items()}
+    torch.save(ck, last)
+    compact_checkpoint(last, last, drop_optimizer=True)
+    raw = torch.load(last, weights_only=False)
+    assert raw["ema"] == "model" and raw["optimizer"] is None  # stored once, no moments
+    assert torch.equal(load_checkpoint(last)["ema"][next(iter(ck["model"]))], next(iter(ck["model"].values())))
+    assert train(task, _cfg(max_steps=3), str(run), resume=True, progress=False)["step"] == 3

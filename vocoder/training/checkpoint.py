@@ -114,15 +114,20 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         raise ValueError(f"{path}: not a gradwave checkpoint (no 'ema'/'config' entries)")
     if ckpt.get("version", 0) > CHECKPOINT_VERSION:
         raise ValueError(f"{path}: checkpoint version {ckpt['version']} is newer than this gradwave supports")
-    if ckpt.get("compact"):
+    if ckpt.get("ema") == "model":  # compact form of an EMA equal to the weights
+        ckpt["ema"] = {k: v.clone() for k, v in ckpt["model"].items()}
+    if ckpt.get("compact") and ckpt.get("optimizer") is not None:
         ckpt["optimizer"] = _cast_moments(ckpt["optimizer"], torch.float32)
     return ckpt
 
 
-def compact_checkpoint(src: str | os.PathLike, dst: str | os.PathLike) -> None:
-    """Rewrite ``src`` as a compact checkpoint at ``dst`` (Adam moments in bf16, no RNG state)."""
+def compact_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, drop_optimizer: bool = False) -> None:
+    """Rewrite ``src`` as a compact checkpoint at ``dst``: Adam moments in bf16 (or dropped, for a warm
+    restart of the optimizer), no RNG state, and an EMA identical to the weights stored once."""
     ckpt = load_checkpoint(src)
-    ckpt["optimizer"] = _cast_moments(ckpt["optimizer"], torch.bfloat16)
+    ckpt["optimizer"] = None if drop_optimizer else _cast_moments(ckpt["optimizer"], torch.bfloat16)
+    if all(torch.equal(ckpt["ema"][k], v) for k, v in ckpt["model"].items()):
+        ckpt["ema"] = "model"
     ckpt["rng"] = None
     ckpt["compact"] = True
     atomic_torch_save(ckpt, dst)

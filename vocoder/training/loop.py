@@ -189,7 +189,10 @@ def train(task: Task, cfg: TrainConfig, out_dir: str, resume: bool = False, devi
                              "resume with the same --model/--config")
         model.load_state_dict(ckpt["model"])
         ema.load_state_dict(ckpt["ema"])
-        optimizer.load_state_dict(ckpt["optimizer"])
+        if ckpt.get("optimizer") is not None:
+            optimizer.load_state_dict(ckpt["optimizer"])
+        else:  # a compact checkpoint that dropped the optimizer: Adam restarts warm from these weights
+            print(f"note: {last} has no optimizer state; Adam restarts from zero moments", flush=True)
         for g in optimizer.param_groups:  # the new run's config wins for the learning rate
             g["lr"] = cfg.lr
         step = ckpt["step"]
