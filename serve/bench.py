@@ -21,7 +21,7 @@ import numpy as np
 from serve.engine import Synthesizer, default_voice
 from serve.streaming import stream_stats
 from vocoder.bench import PeakRSS
-from vocoder.evaluate import arguments, cpu_model, write_report
+from vocoder.evaluate import arguments, cpu_model, emit_report
 
 TEXTS = (
     "The quick brown fox jumps over the lazy dog.",
@@ -130,8 +130,5 @@ def bench_cli(args) -> int:
             rows.append(bench_synth(tsynth, "torch eager", texts, n, vocoder_steps, args.repeats))
     report = {"voice": voice, "texts": list(texts), "repeats": args.repeats, "hardware": hw, "rows": rows,
               "arguments": arguments(args), "numpy": np.__version__}
-    md = markdown(report)
-    print(md)
-    if args.out:
-        write_report(args.out, report, md)
+    emit_report(args.out, report, markdown(report))
     return 0

@@ -34,7 +34,7 @@ import numpy as np
 
 from vocoder import diffusion
 from vocoder.audio import HOP_LENGTH, N_MELS, SAMPLE_RATE
-from vocoder.evaluate import arguments, hardware_info, hardware_line, write_report
+from vocoder.evaluate import arguments, emit_report, hardware_info, hardware_line
 
 MODELS = ("diffwave", "wavegrad")
 SIZES = ("base", "small", "tiny")
@@ -238,9 +238,5 @@ def bench_cli(args: Any) -> int:
     report = {"command": "bench vocoder",
               "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
               "hardware": hw, "arguments": arguments(args), "rows": rows}
-    text = markdown(report)
-    print(text, end="")
-    if args.out:
-        write_report(args.out, report, text)
-        print(f"wrote {os.path.join(args.out, 'table.md')} and table.json", file=sys.stderr)
+    emit_report(args.out, report, markdown(report))
     return 0

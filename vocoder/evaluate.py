@@ -94,6 +94,14 @@ def write_report(out_dir: str, report: dict[str, Any], markdown: str) -> None:
     _atomic_write(os.path.join(out_dir, "table.json"), json.dumps(_jsonable(report), indent=2) + "\n")
 
 
+def emit_report(out_dir: str | None, report: dict[str, Any], markdown: str) -> None:
+    """Print the markdown table; with ``out_dir``, also write table.md and table.json there."""
+    print(markdown, end="" if markdown.endswith("\n") else "\n")
+    if out_dir:
+        write_report(out_dir, report, markdown)
+        print(f"wrote {os.path.join(out_dir, 'table.md')} and table.json", file=sys.stderr)
+
+
 def _jsonable(x: Any) -> Any:
     """NaN/inf become null (strict JSON); numpy scalars become Python numbers."""
     if isinstance(x, dict):
@@ -318,9 +326,5 @@ def eval_cli(args: Any) -> int:
               "hardware": hardware_info(device), "arguments": arguments(args), **report}
     for note in report["notes"]:
         print(f"gradwave: note: {note}", file=sys.stderr)
-    text = markdown(report)
-    print(text, end="")
-    if args.out:
-        write_report(args.out, report, text)
-        print(f"wrote {os.path.join(args.out, 'table.md')} and table.json", file=sys.stderr)
+    emit_report(args.out, report, markdown(report))
     return 0
