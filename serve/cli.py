@@ -155,6 +155,8 @@ def build_parser() -> argparse.ArgumentParser:
     et.add_argument("--device", default="auto", help="auto, cpu, cuda (cuda:N for checkpoints; tensorrt for a bundle)")
     et.add_argument("--threads", type=int, help="CPU threads of the synthesis, Whisper and DNSMOS (default: theirs)")
     et.add_argument("--save-audio", help="write each system's outputs to DIR/<system>/<id>.wav")
+    et.add_argument("--samples", help="write listening samples of the first 3 sentences (our wav + spectrogram "
+                    "PNGs next to the recording's) and a README.md to DIR")
     et.add_argument("--out", help="write table.md and table.json here")
 
     b = sub.add_parser("bench", help="speed of the whole pipeline per stage (or: bench vocoder)")

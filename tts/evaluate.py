@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from tts.samples import SAMPLE_COUNT
 from tts.speech_metrics import (
     ASR_SAMPLE_RATE,
     DnsMos,
@@ -233,13 +234,15 @@ def _timed(synth: Any, fn: Any, *args: Any, **kwargs: Any) -> tuple[np.ndarray, 
 def evaluate(synth: Any, sentences: list[Sentence], steps: list[int] | None = None,
              solvers: list[str] | None = None, vocoder_steps: str | int | None = None,
              temperature: float | None = None, seed: int = 0, transcriber: Any | None = None,
-             dnsmos: Any | None = None, save_audio_dir: str | None = None, progress: bool = True) -> dict[str, Any]:
+             dnsmos: Any | None = None, save_audio_dir: str | None = None, progress: bool = True,
+             keep_audio: int = 0) -> dict[str, Any]:
     """Score every system on ``sentences`` (see the module docstring) with ``synth`` (a
     :class:`serve.engine.Synthesizer` or :class:`serve.torch_backend.TorchSynthesizer`). steps / solvers:
     decoder step counts and solvers (None: the voice's default); vocoder_steps: schedule name or step count
     (None: the voice's default). With ``save_audio_dir`` each system's outputs go to
     ``<dir>/<system>/<id>.wav``. Returns the report: ``rows`` (one per system: summary, per-utterance
-    values), ``notes``, ``utterances``."""
+    values), ``notes``, ``utterances``; with ``keep_audio`` N, also ``audio`` (``{slug: {id: [T]}}`` of the
+    first N sentences) and ``labels`` (``{slug: caption}``), for :func:`tts.samples.write_samples`."""
     if not sentences:
         raise ValueError("no sentences to evaluate")
     from serve.streaming import DEFAULT_CHUNK_FRAMES
@@ -269,6 +272,7 @@ def evaluate(synth: Any, sentences: list[Sentence], steps: list[int] | None = No
     synth.tts_mel("Hello.", steps=min(steps), temperature=temperature, solver=solvers[0])
     synth.vocode(np.full((synth.n_mels, 8), -5.0, np.float32), steps=schedule_name)
 
+    kept: dict[str, dict[str, np.ndarray]] = {}
     start = time.perf_counter()
     for k, sentence in enumerate(sentences, 1):
         t_utt = time.perf_counter()
@@ -291,6 +295,8 @@ def evaluate(synth: Any, sentences: list[Sentence], steps: list[int] | None = No
             outputs.append((row, audio, secs))
         for row, audio, secs in outputs:
             row.add(sentence.id, len(audio) / SAMPLE_RATE, score(audio, sentence, ref_mel), secs)
+            if k <= keep_audio:
+                kept.setdefault(row.slug, {})[sentence.id] = audio
             if save_audio_dir and row.kind != "recordings":
                 save_audio(os.path.join(save_audio_dir, row.slug, f"{sentence.id}.wav"), audio)
         if progress:
@@ -300,7 +306,21 @@ def evaluate(synth: Any, sentences: list[Sentence], steps: list[int] | None = No
     notes = []
     if not with_recordings:
         notes.append("no --recordings: no recordings rows and no log-mel distance")
-    return {"rows": [r.summary() for r in rows], "notes": notes, "utterances": [s.id for s in sentences]}
+    report = {"rows": [r.summary() for r in rows], "notes": notes, "utterances": [s.id for s in sentences]}
+    if keep_audio:
+        report["audio"] = kept
+        report["labels"] = {r.slug: _caption(r.info) for r in rows}
+    return report
+
+
+def _caption(info: dict[str, Any]) -> str:
+    """A row's description for a figure: the system, its solver and steps, and its vocoder schedule."""
+    parts = [info["system"]]
+    if info.get("steps"):
+        parts.append(f"{info['solver']} {info['steps']} steps")
+    if info.get("vocoder_schedule"):
+        parts.append(f"vocoder {info['vocoder_schedule']}")
+    return ", ".join(parts)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -398,8 +418,16 @@ def eval_cli(args: Any) -> int:
         voice = args.voice or str(default_voice())
         synth = Synthesizer(voice, device=args.device, threads=args.threads)
         torch_device, system = None, f"voice bundle {voice}"
+    samples = getattr(args, "samples", None)
     report = evaluate(synth, sentences, steps, solvers, args.vocoder_steps, args.temperature, args.seed, transcriber,
-                      dnsmos, args.save_audio)
+                      dnsmos, args.save_audio, keep_audio=SAMPLE_COUNT if samples else 0)
+    if samples:
+        from tts.samples import write_samples
+
+        audio, labels = report.pop("audio"), report.pop("labels")
+        ours = next(slug for slug in labels if slug.startswith("tts-"))
+        written = write_samples(samples, sentences, audio, labels, ours)
+        print(f"eval tts: wrote {len(written)} samples (wav + spectrogram png) to {samples}", file=sys.stderr)
     hw, hw_line = _hardware(synth, torch_device)
     dec = synth.bundle.acoustic.decoder
     report = {"command": "eval tts",
