@@ -1,6 +1,6 @@
 """Listening samples from a ``gradwave eval tts`` run: ``--samples DIR`` writes, for the first few sentences,
 
-* ``<id>.wav``: our voice (Grad-TTS + vocoder at the first step count and solver of the run), 22,050 Hz;
+* ``<id>-gradwave.wav``: our voice (Grad-TTS + vocoder at the first step count and solver of the run), 22,050 Hz;
 * ``<id>.png``: the log-mel spectrograms ``[80, F]`` of the corpus recording (the ceiling), the recording
   vocoded by our vocoder, and our voice, stacked on one time axis;
 * ``README.md``: each sentence's text next to its files.
@@ -17,15 +17,9 @@ from typing import Any
 import numpy as np
 
 from vocoder.audio import HOP_LENGTH, SAMPLE_RATE, mel_numpy, save_audio
+from vocoder.evaluate import atomic_write_text
 
 SAMPLE_COUNT = 3
-
-
-def _atomic_text(path: str, text: str) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 def plot_mels(panels: list[tuple[str, np.ndarray]], title: str, path: str) -> None:
@@ -59,7 +53,8 @@ def plot_mels(panels: list[tuple[str, np.ndarray]], title: str, path: str) -> No
 def write_samples(out_dir: str, sentences: list[Any], audio: dict[str, dict[str, np.ndarray]],
                   labels: dict[str, str], ours: str, count: int = SAMPLE_COUNT) -> list[str]:
     """Write the samples of the first ``count`` sentences. ``audio[slug][id]`` is a waveform ``[T]`` per system
-    (slug) and sentence; ``labels[slug]`` its caption; ``ours`` the slug whose audio is copied as ``<id>.wav``.
+    (slug) and sentence; ``labels[slug]`` its caption; ``ours`` the slug whose audio is written as
+    ``<id>-gradwave.wav``.
     Returns the ids written."""
     os.makedirs(out_dir, exist_ok=True)
     lines = ["# gradwave samples", "",
@@ -71,11 +66,12 @@ def write_samples(out_dir: str, sentences: list[Any], audio: dict[str, dict[str,
         sid = sentence.id
         if sid not in audio.get(ours, {}):
             continue
-        save_audio(os.path.join(out_dir, f"{sid}.wav"), audio[ours][sid])
+        save_audio(os.path.join(out_dir, f"{sid}-gradwave.wav"), audio[ours][sid])
         panels = [(labels[slug], mel_numpy(audio[slug][sid])) for slug in audio if sid in audio[slug]]
         plot_mels(panels, f"{sid}: {sentence.text}", os.path.join(out_dir, f"{sid}.png"))
-        lines += [f"## {sid}", "", f"> {sentence.text}", "", f"[{sid}.wav]({sid}.wav)", "",
+        wav = f"{sid}-gradwave.wav"
+        lines += [f"## {sid}", "", f"> {sentence.text}", "", f"[{wav}]({wav}) (synthesized by gradwave)", "",
                   f"![{sid} spectrograms]({sid}.png)", ""]
         written.append(sid)
-    _atomic_text(os.path.join(out_dir, "README.md"), "\n".join(lines))
+    atomic_write_text(os.path.join(out_dir, "README.md"), "\n".join(lines))
     return written

@@ -76,7 +76,8 @@ def hardware_line(hw: dict[str, Any]) -> str:
             f"torch {hw['torch']}.")
 
 
-def _atomic_write(path: str, text: str) -> None:
+def atomic_write_text(path: str, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename (no half-written file)."""
     tmp = f"{path}.tmp{os.getpid()}"
     try:
         with open(tmp, "w", encoding="utf-8") as f:
@@ -90,8 +91,8 @@ def _atomic_write(path: str, text: str) -> None:
 def write_report(out_dir: str, report: dict[str, Any], markdown: str) -> None:
     """Write ``table.md`` and ``table.json`` into out_dir, each atomically (temp file + rename)."""
     os.makedirs(out_dir, exist_ok=True)
-    _atomic_write(os.path.join(out_dir, "table.md"), markdown)
-    _atomic_write(os.path.join(out_dir, "table.json"), json.dumps(_jsonable(report), indent=2) + "\n")
+    atomic_write_text(os.path.join(out_dir, "table.md"), markdown)
+    atomic_write_text(os.path.join(out_dir, "table.json"), json.dumps(_jsonable(report), indent=2) + "\n")
 
 
 def emit_report(out_dir: str | None, report: dict[str, Any], markdown: str) -> None:

@@ -254,15 +254,16 @@ def test_eval_tts_samples_are_our_audio_and_spectrogram_figures(tiny_bundle, cor
                "--asr", "none", "--no-dnsmos", "--steps", "2", "--samples", str(samples), "--save-audio",
                str(tmp_path / "wavs")])
     assert rc == 0
-    assert sorted(p.name for p in samples.iterdir()) == ["README.md", "T000.png", "T000.wav", "T001.png", "T001.wav"]
+    assert sorted(p.name for p in samples.iterdir()) == ["README.md", "T000-gradwave.wav", "T000.png",
+                                                         "T001-gradwave.wav", "T001.png"]
     for sid in ("T000", "T001"):  # the sample is exactly the evaluated output of our voice, not a recording
-        ours, sr = sf.read(samples / f"{sid}.wav", dtype="float32")
+        ours, sr = sf.read(samples / f"{sid}-gradwave.wav", dtype="float32")
         saved, _ = sf.read(tmp_path / "wavs" / "tts-euler-2-fast6" / f"{sid}.wav", dtype="float32")
         assert sr == SAMPLE_RATE and np.array_equal(ours, saved)
         png = (samples / f"{sid}.png").read_bytes()
         assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
     readme = (samples / "README.md").read_text()
-    assert "T000.wav" in readme and "T001.png" in readme
+    assert "T000-gradwave.wav" in readme and "T001.png" in readme
 
 
 def test_eval_tts_plain_texts_without_recordings(tiny_bundle, tmp_path, capsys):
