@@ -165,9 +165,10 @@ class OnnxGraphs:
 
     def vocoder_step(self, audio: np.ndarray, cond: np.ndarray, mel: np.ndarray) -> np.ndarray:
         """audio [B, T], cond [B], mel [B, 80, F] -> eps [B, T] (T = hop * F)."""
-        f32 = np.float32
-        return self.sessions["vocoder_step"].run(None, {"audio": audio.astype(f32), "cond": cond.astype(f32),
-                                                        "mel": mel.astype(f32)})[0]
+        f32 = np.float32  # asarray: no copy of the (already float32) audio and mel at every step
+        return self.sessions["vocoder_step"].run(None, {"audio": np.asarray(audio, dtype=f32),
+                                                        "cond": np.asarray(cond, dtype=f32),
+                                                        "mel": np.asarray(mel, dtype=f32)})[0]
 
 
 def default_voice() -> Path:

@@ -106,11 +106,12 @@ def ddpm_step(x: Array, eps: Array, n: int, betas: np.ndarray, noise: Array | No
     """One ancestral step ``x_n -> x_{n-1}`` of DDPM given the predicted noise.
 
     x, eps, noise: ``[B, T]``; n: index into ``betas`` ``[N]``. ``noise`` is ignored at n == 0.
-    Returns ``[B, T]``.
+    Returns ``[B, T]`` of x's dtype.
     """
     betas = check_betas(betas)
     abar = alpha_bars(betas)
-    x = (x - betas[n] / np.sqrt(1.0 - abar[n]) * eps) / np.sqrt(1.0 - betas[n])
+    # Python-float coefficients keep x's dtype (a numpy float64 scalar would promote float32 arrays)
+    x = (x - float(betas[n] / np.sqrt(1.0 - abar[n])) * eps) * float(1.0 / np.sqrt(1.0 - betas[n]))
     if n > 0:
         sigma = np.sqrt((1.0 - abar[n - 1]) / (1.0 - abar[n]) * betas[n])
         x = x + float(sigma) * noise
@@ -123,10 +124,10 @@ def ddim_step(x: Array, eps: Array, n: int, betas: np.ndarray) -> Array:
     x, eps: ``[B, T]``. Returns ``[B, T]``.
     """
     abar = alpha_bars(betas)
-    x0 = (x - np.sqrt(1.0 - abar[n]) * eps) / np.sqrt(abar[n])
+    x0 = (x - float(np.sqrt(1.0 - abar[n])) * eps) * float(1.0 / np.sqrt(abar[n]))
     if n == 0:
         return x0
-    return np.sqrt(abar[n - 1]) * x0 + np.sqrt(1.0 - abar[n - 1]) * eps
+    return float(np.sqrt(abar[n - 1])) * x0 + float(np.sqrt(1.0 - abar[n - 1])) * eps
 
 
 def sample_ddpm(

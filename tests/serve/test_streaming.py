@@ -113,11 +113,12 @@ def test_long_text_streams_in_bounded_chunks_and_memory(tiny_synth):
         tracemalloc.stop()
         return count, biggest, total, peak
 
-    short, long = run(1), run(4)
+    # two sentences against eight: both hold one sentence's work plus the next one's look-ahead
+    short, long = run(2), run(8)
     assert long[0] >= 3 * short[0]  # chunk count grows with the text ...
     assert long[2] >= 3 * short[2]  # ... and so does the audio,
     assert max(short[1], long[1]) <= (16 + 16 // 4) * HOP  # while each chunk stays bounded,
-    assert long[3] <= 1.5 * short[3]  # and so does the peak memory (one sentence at a time)
+    assert long[3] <= 1.25 * short[3]  # and so does the peak memory (one sentence at a time)
 
 
 def test_stream_stats_summarises_a_stream(tiny_synth):
