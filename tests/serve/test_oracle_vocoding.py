@@ -12,6 +12,7 @@ import pytest
 from serve.bundle import load_bundle
 from serve.engine import Synthesizer
 from tests.oracle import OracleDenoiser, clean_wave, expected_spreads
+from vocoder import diffusion as D
 
 
 class OracleGraphs:
@@ -54,7 +55,7 @@ def test_runtime_vocoding_returns_the_clean_waveform(request, bundle, model, sam
         assert len(windows) == 1 if chunk_frames is None else len(windows) >= 3
         for f in windows:  # every window: one call per step, each at its own level
             told, spread = oracle.trace(f)
-            np.testing.assert_allclose(told, np.sqrt(np.cumprod(1 - betas))[::-1], rtol=1e-5)
+            np.testing.assert_allclose(told, D.noise_levels(betas)[::-1], rtol=1e-5)
             np.testing.assert_allclose(spread, expected_spreads(betas, sampler, spread[0]), rtol=0.05)
 
 
