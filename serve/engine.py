@@ -31,6 +31,7 @@ from serve import streaming
 from serve.bundle import Bundle, BundleError, Schedule, load_bundle
 from tts import solvers
 from vocoder import diffusion
+from vocoder.audio import clip_log_mel
 
 DEVICES = ("auto", "cpu", "cuda", "tensorrt")
 VOICE_ENV = "GRADWAVE_VOICE"
@@ -296,6 +297,7 @@ class Synthesizer:
     def _sample(self, mel: np.ndarray, noise: np.ndarray, schedule: Schedule, sampler: str) -> np.ndarray:
         """mel [B, 80, F], noise [K, B, T] -> audio [B, T] float32 (T = hop F)."""
         betas, conds = schedule.arrays()
+        mel = clip_log_mel(mel)  # values no audio can produce (an undertrained decoder's) would overflow fp16
 
         def denoise(x: np.ndarray, c: np.ndarray) -> np.ndarray:
             return self.graphs.vocoder_step(x, c, mel)
@@ -306,7 +308,11 @@ class Synthesizer:
             out = diffusion.sample_ddim(denoise, noise[0], betas, conds)
         else:
             raise ValueError(f"unknown sampler {sampler!r} (expected one of {', '.join(diffusion.SAMPLERS)})")
-        return np.asarray(out, dtype=np.float32)
+        out = np.asarray(out, dtype=np.float32)
+        if not np.all(np.isfinite(out)):  # never hand NaN to a player or a file
+            raise RuntimeError(f"the vocoder ({', '.join(self.providers)}) produced non-finite audio; "
+                               "try the fp32 bundle or another --vocoder-steps schedule")
+        return out
 
     def _vocode_chunks(self, mel: np.ndarray, noise: np.ndarray, schedule: Schedule, sampler: str,
                        plan: list[streaming.ChunkSpan], overlap_frames: int) -> Iterator[np.ndarray]:

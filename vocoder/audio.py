@@ -116,6 +116,29 @@ def num_frames(num_samples: int) -> int:
     return num_samples // HOP_LENGTH
 
 
+@functools.lru_cache(maxsize=1)
+def log_mel_range() -> tuple[float, float]:
+    """``(lo, hi)``: the interval every log-mel of audio in [-1, 1] lies in.
+
+    ``lo = log(1e-5)`` (the clamp); ``hi = log(sum(hann) * max_m sum_k W[m, k])`` (about 3.23), because a
+    frame of samples in [-1, 1] has ``|X_k| <= sum(hann) = 512`` in every bin. Loud real speech reaches about 2.
+    """
+    hi = math.log(float(_hann(WIN_LENGTH).sum()) * float(mel_filterbank().astype(np.float64).sum(axis=1).max()))
+    return math.log(LOG_CLAMP), hi
+
+
+def clip_log_mel(mel):
+    """Clip a log-mel ``[..., 80, F]`` (numpy array or torch tensor) to :func:`log_mel_range`; same shape.
+
+    A vocoder is only defined on mels that audio can produce; an undertrained acoustic model can emit values
+    far outside (40 and more), which overflow an fp16 vocoder graph into NaN. Real mels pass unchanged.
+    """
+    lo, hi = log_mel_range()
+    if isinstance(mel, np.ndarray):
+        return np.clip(mel, lo, hi)
+    return mel.clamp(lo, hi)
+
+
 # ----------------------------------------------------------------------------------------------------------
 # numpy mel
 # ----------------------------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from vocoder import diffusion
+from vocoder.audio import clip_log_mel
 
 MODELS = ("diffwave", "wavegrad")
 
@@ -117,7 +118,7 @@ def vocode(model: torch.nn.Module, mel: np.ndarray | torch.Tensor, schedule: dic
     """
     mel = torch.as_tensor(np.asarray(mel) if not torch.is_tensor(mel) else mel, dtype=torch.float32)
     squeeze = mel.dim() == 2
-    mel = (mel[None] if squeeze else mel).to(device)  # [B, 80, F]
+    mel = clip_log_mel((mel[None] if squeeze else mel).to(device))  # [B, 80, F], in log_mel_range()
     gen = torch.Generator(device="cpu").manual_seed(seed)
     shape = (mel.shape[0], mel.shape[-1] * 256)
 

@@ -89,6 +89,22 @@ def test_vocode_of_tts_mel_equals_synthesis(tiny_synth):
                                atol=1e-6)
 
 
+def test_vocoder_input_is_clipped_to_the_mel_range(tiny_synth, tiny_checkpoints):
+    """An undertrained decoder can emit log-mels of 40 and more, which overflow an fp16 vocoder into NaN:
+    the vocoder sees them clipped to the range real audio can produce, in the runtime and in torch alike."""
+    from vocoder.audio import log_mel_range
+    from vocoder.inference import Vocoder, vocode
+
+    lo, hi = log_mel_range()
+    wild = np.random.default_rng(3).uniform(-60, 60, (80, 20)).astype(np.float32)
+    out = tiny_synth.vocode(wild, seed=2)
+    assert np.all(np.isfinite(out))
+    np.testing.assert_array_equal(out, tiny_synth.vocode(np.clip(wild, lo, hi), seed=2))
+    ckpt = Vocoder(tiny_checkpoints["diffwave"])
+    np.testing.assert_array_equal(vocode(ckpt.model, wild, ckpt.schedule("fast6"), seed=1),
+                                  vocode(ckpt.model, np.clip(wild, lo, hi), ckpt.schedule("fast6"), seed=1))
+
+
 def test_speed_temperature_steps_and_schedules_change_the_output(tiny_synth):
     base = tiny_synth.tts_mel("Hi there.", **FAST)
     fast = tiny_synth.tts_mel("Hi there.", **FAST, speed=2.0)

@@ -64,6 +64,30 @@ def test_silence_is_the_log_floor():
     assert np.allclose(m, np.log(1e-5))
 
 
+def test_log_mel_range_bounds_full_scale_audio():
+    lo, hi = audio.log_mel_range()
+    assert lo == pytest.approx(np.log(1e-5)) and 2.5 < hi < 3.5
+    t = np.arange(22050) / 22050
+    rng = np.random.default_rng(0)
+    loud = [np.sign(np.sin(2 * np.pi * f * t)) for f in (60, 150, 300, 1000, 4000)]  # full-scale squares
+    loud += [np.clip(rng.standard_normal(22050) * 3, -1, 1), np.ones(22050)]
+    for x in loud:
+        mel = mel_numpy(x)
+        assert mel.min() >= lo - 1e-6 and mel.max() <= hi, mel.max()
+        assert np.array_equal(audio.clip_log_mel(mel), mel)  # real mels pass unchanged
+    assert max(mel_numpy(x).max() for x in loud) > hi - 1.0  # the bound is not loose by orders of magnitude
+
+
+def test_clip_log_mel_numpy_and_torch_agree():
+    lo, hi = audio.log_mel_range()
+    mel = np.random.default_rng(1).uniform(-60, 60, (2, 80, 7)).astype(np.float32)
+    clipped = audio.clip_log_mel(mel)
+    assert clipped.shape == mel.shape and clipped.min() == np.float32(lo) and clipped.max() == np.float32(hi)
+    inside = (mel > lo) & (mel < hi)
+    assert np.array_equal(clipped[inside], mel[inside])
+    np.testing.assert_array_equal(audio.clip_log_mel(torch.from_numpy(mel)).numpy(), clipped)
+
+
 def test_mel_rejects_bad_arrays():
     with pytest.raises(AudioError, match="too short"):
         mel_numpy(np.zeros(100, np.float32))
