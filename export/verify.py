@@ -128,6 +128,7 @@ def end_to_end_checks(synth, vocoder: LoadedVocoder, acoustic: LoadedAcoustic | 
     ``text``; vocoder only: copy-synthesis of a random mel)."""
     from serve.engine import fix_length, prior_noise, vocoder_noise
     from vocoder import diffusion
+    from vocoder.audio import clip_log_mel
 
     bundle = synth.bundle
     name, schedule = bundle.vocoder.schedule(None)
@@ -152,7 +153,7 @@ def end_to_end_checks(synth, vocoder: LoadedVocoder, acoustic: LoadedAcoustic | 
         else:
             mel_ref = np.random.default_rng(seed).normal(-5.0, 2.0, (bundle.n_mels, 40)).astype(np.float32)
         noise = vocoder_noise(seed, 0, schedule.steps, mel_ref.shape[1] * bundle.hop_length)  # [K, T]
-        mel_t = torch.from_numpy(mel_ref)[None]
+        mel_t = clip_log_mel(torch.from_numpy(mel_ref)[None])  # [1, 80, F]: the vocoder's input contract
         audio_ref = diffusion.sample_ddpm(lambda x, c: vocoder.model(x, c, mel_t), torch.from_numpy(noise[:1]),
                                           betas, conds, noise=lambda n: torch.from_numpy(noise[n: n + 1]))
         audio_ref = audio_ref[0].float().numpy()

@@ -214,7 +214,14 @@ def run_row(spec: dict[str, Any]) -> dict[str, Any]:
     return {"backend": backend, "steps": steps, "vocoder_schedule": schedule, "vocoder_steps": k, **stats,
             "providers": list(synth.providers), "threads": threads, "load_s": load_s,
             "base_rss_mib": _mib(base), "load_rss_mib": _mib(None if base is None or loaded is None else loaded - base),
-            "peak_rss_mib": _mib(peak_rss_bytes()), **info}
+            "peak_rss_mib": _mib(_peak(base, loaded)), **info}
+
+
+def _peak(*seen: int | None) -> int | None:
+    """The kernel's peak RSS mark, but never below an RSS read during the row: the kernel's RSS counters are
+    synced lazily (per-thread batches of page faults), so VmHWM can trail an earlier VmRSS by a few pages."""
+    values = [v for v in (peak_rss_bytes(), rss_bytes(), *seen) if v is not None]
+    return max(values) if values else None
 
 
 def _run_child(spec: dict[str, Any]) -> dict[str, Any]:

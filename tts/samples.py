@@ -12,6 +12,7 @@ matplotlib (Agg backend) is imported only here. Every file is written to a tempo
 from __future__ import annotations
 
 import os
+import textwrap
 from typing import Any
 
 import numpy as np
@@ -43,7 +44,7 @@ def plot_mels(panels: list[tuple[str, np.ndarray]], title: str, path: str) -> No
         ax.set_title(label, fontsize=10, loc="left")
     axes[-1, 0].set_xlabel("seconds")
     fig.colorbar(im, ax=axes[:, 0].tolist(), label="log mel", shrink=0.8)
-    fig.suptitle(title, fontsize=10)
+    fig.suptitle(textwrap.fill(title, 100), fontsize=10)  # long sentences wrap instead of being cut off
     tmp = f"{path}.tmp{os.getpid()}.png"
     fig.savefig(tmp, dpi=80)
     plt.close(fig)
