@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -150,6 +151,31 @@ def test_ema_warmup_follows_the_weights_early_and_the_decay_later():
     assert ema_decay_at(0, 0.999) == 0.1
     assert ema_decay_at(100, 0.999) < 0.95
     assert ema_decay_at(100_000, 0.999) == 0.999
+
+
+def test_compact_stores_the_ema_exactly_and_the_weights_as_an_fp16_offset(task, tmp_path):
+    run = tmp_path / "run"
+    train(task, _cfg(max_steps=3), str(run), progress=False)
+    last, small = run / "checkpoints" / "last.pt", tmp_path / "small.pt"
+    full = load_checkpoint(last)
+    assert any(not torch.equal(full["ema"][k], v) for k, v in full["model"].items())  # the offset path is taken
+    compact_checkpoint(last, small, drop_optimizer=True)
+    raw = torch.load(small, weights_only=False)
+    assert raw["model"] == "ema+offset"
+    assert all(v.dtype == torch.float16 for v in raw["model_offset"].values() if v.is_floating_point())
+    back = load_checkpoint(small)
+    assert "model_offset" not in back
+    for k, w in full["model"].items():
+        assert torch.equal(back["ema"][k], full["ema"][k]), k  # what ships is exact
+        assert back["model"][k].dtype == w.dtype
+        err = (back["model"][k] - w).abs()
+        assert torch.all(err <= (w - full["ema"][k]).abs() * 2**-10 + 1e-7), k
+    stored = sum(v.numel() * v.element_size() for v in raw["model_offset"].values() if v.is_floating_point())
+    assert stored == sum(v.numel() * 2 for v in full["model"].values() if v.is_floating_point())  # half of fp32
+    resumed = tmp_path / "resumed"
+    (resumed / "checkpoints").mkdir(parents=True)
+    shutil.copy(small, resumed / "checkpoints" / "last.pt")
+    assert train(task, _cfg(max_steps=4), str(resumed), resume=True, progress=False)["step"] == 4
 
 
 def test_compact_without_optimizer_resumes_with_a_warm_restart(task, tmp_path):
