@@ -311,7 +311,7 @@ class Synthesizer:
         out = np.asarray(out, dtype=np.float32)
         if not np.all(np.isfinite(out)):  # never hand NaN to a player or a file
             raise RuntimeError(f"the vocoder ({', '.join(self.providers)}) produced non-finite audio; "
-                               "try the fp32 bundle or another --vocoder-steps schedule")
+                               "export the voice without --fp16, or try another --vocoder-steps schedule")
         return out
 
     def _vocode_chunks(self, mel: np.ndarray, noise: np.ndarray, schedule: Schedule, sampler: str,
