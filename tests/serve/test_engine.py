@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from serve.bundle import BundleError, load_bundle
-from serve.engine import Synthesizer, default_voice, durations, regulate_length, select_providers
+from serve.engine import Synthesizer, default_voice, durations, regulate_length
+from serve.graphs import select_providers
 
 TEXT = "Hi there. We go now!"
 FAST = dict(steps=3)  # fewer decoder steps keep the tests quick; the pipeline is the same

@@ -16,7 +16,7 @@ from vocoder import diffusion as D
 
 
 class OracleGraphs:
-    """The vocoder part of :class:`serve.engine.OnnxGraphs` with the oracle behind it."""
+    """The vocoder part of :class:`serve.graphs.OnnxGraphs` with the oracle behind it."""
 
     providers = ["oracle"]
 
