@@ -36,6 +36,7 @@ from vocoder.audio import clip_log_mel
 
 VOICE_ENV = "GRADWAVE_VOICE"
 _PRIOR, _VOCODER, _SDE = 0, 1, 2  # noise stream ids
+EDGE_FRAMES = 4  # mel frames repeated past each end of a sentence for the vocoder, then cut (edge_window)
 
 
 @dataclass(frozen=True, eq=False)
@@ -79,6 +80,27 @@ def sde_noise(seed: int, sentence: int, steps: int, n_mels: int, n_frames: int) 
 def vocoder_noise(seed: int, sentence: int, steps: int, n_samples: int) -> np.ndarray:
     """Vocoder noise ``[K, n_samples]`` float32: row 0 is x_T, row n the DDPM noise of step n (n >= 1)."""
     return _rng(seed, sentence, _VOCODER).standard_normal((steps, n_samples), dtype=np.float32)
+
+
+def edge_window(mel: np.ndarray, noise: np.ndarray, span: streaming.ChunkSpan, hop: int,
+                edge: int = EDGE_FRAMES) -> tuple[np.ndarray, np.ndarray, slice]:
+    """The vocoder input of one chunk of a sentence.
+
+    mel ``[80, F]`` (the sentence), noise ``[K, hop (F + 2 edge)]`` (drawn for the sentence plus ``edge``
+    frames on each side) -> (mel window ``[80, W]``, noise window ``[K, hop W]``, the core's samples in the
+    window's audio). A window that reaches an end of the sentence gets ``edge`` copies of the end frame
+    beyond it, and those samples are cut away afterwards: the vocoder's convolutions then see plausible
+    context at the sentence's ends instead of their zero padding, which made WaveGrad emit a click (one
+    sample near full scale) at the last sample of every sentence. Noise stays indexed by absolute sample, so
+    chunked and unchunked passes still see the same noise at the same samples.
+    """
+    n_frames = mel.shape[1]
+    lo = edge if span.ctx_start == 0 else 0
+    hi = edge if span.ctx_end == n_frames else 0
+    window = np.pad(mel[:, span.ctx_start: span.ctx_end], ((0, 0), (lo, hi)), mode="edge")  # [80, W]
+    nz = noise[:, (span.ctx_start + edge - lo) * hop: (span.ctx_end + edge + hi) * hop]  # [K, hop W]
+    core = slice((span.start - span.ctx_start + lo) * hop, (span.end - span.ctx_start + lo) * hop)
+    return window, nz, core
 
 
 def durations(logw: np.ndarray, x_mask: np.ndarray, speed: float = 1.0) -> np.ndarray:
@@ -243,12 +265,16 @@ class Synthesizer:
 
     def _vocode_chunks(self, mel: np.ndarray, noise: np.ndarray, schedule: Schedule, sampler: str,
                        plan: list[streaming.ChunkSpan], overlap_frames: int) -> Iterator[np.ndarray]:
-        """mel [80, F], noise [K, hop F] -> the stitched audio of each chunk of ``plan``, in order."""
+        """mel [80, F], noise [K, hop (F + 2 EDGE_FRAMES)] -> the stitched audio of each chunk of ``plan``."""
         fader = streaming.Crossfader(overlap_frames * self.hop)
         for i, span in enumerate(plan):
-            a, b = span.ctx_start * self.hop, span.ctx_end * self.hop
-            audio = self._sample(mel[None, :, span.ctx_start: span.ctx_end], noise[:, None, a:b], schedule, sampler)
-            yield fader.push(audio[0, span.core_samples(self.hop)], last=i == len(plan) - 1)
+            window, nz, core = edge_window(mel, noise, span, self.hop)
+            audio = self._sample(window[None], nz[:, None], schedule, sampler)
+            yield fader.push(audio[0, core], last=i == len(plan) - 1)
+
+    def _sentence_noise(self, seed: int, sentence: int, steps: int, n_frames: int) -> np.ndarray:
+        """Vocoder noise of a sentence of ``n_frames`` mel frames and its edges: ``[K, hop (F + 2 EDGE)]``."""
+        return vocoder_noise(seed, sentence, steps, (n_frames + 2 * EDGE_FRAMES) * self.hop)
 
     def vocode(self, mel: np.ndarray, steps: str | int | None = None, seed: int = 0, sampler: str | None = None,
                chunk_frames: int | None = None, context_frames: int = streaming.DEFAULT_CONTEXT_FRAMES,
@@ -261,7 +287,7 @@ class Synthesizer:
         if not np.all(np.isfinite(mel)):
             raise ValueError("mel contains NaN or infinite values")
         schedule = self._schedule(steps)
-        noise = vocoder_noise(seed, 0, schedule.steps, mel.shape[1] * self.hop)
+        noise = self._sentence_noise(seed, 0, schedule.steps, mel.shape[1])
         plan = streaming.plan_chunks(mel.shape[1], chunk_frames, context_frames, overlap_frames)
         sampler = sampler or self.bundle.vocoder.sampler
         return np.concatenate(list(self._vocode_chunks(mel, noise, schedule, sampler, plan, overlap_frames)))
@@ -295,7 +321,7 @@ class Synthesizer:
             ids, nxt = nxt, next(sentences, None)
             t0 = time.perf_counter()
             mel = self._mels([ids], [sentence], seed, steps, temperature, speed, solver)[0]  # [80, F]
-            noise = vocoder_noise(seed, sentence, schedule.steps, mel.shape[1] * self.hop)  # [K, T]
+            noise = self._sentence_noise(seed, sentence, schedule.steps, mel.shape[1])  # [K, hop (F + 2 EDGE)]
             plan = streaming.plan_chunks(mel.shape[1], chunk_frames, context_frames, overlap_frames,
                                          first_chunk_frames if sentence == 0 else None)
             for i, audio in enumerate(self._vocode_chunks(mel, noise, schedule, sampler, plan, overlap_frames)):
@@ -338,23 +364,23 @@ class Synthesizer:
         plans = {}
         for j, (_, s, _) in enumerate(items):
             f = mels[j].shape[1]
-            noise = vocoder_noise(seed, s, schedule.steps, f * self.hop)
+            noise = self._sentence_noise(seed, s, schedule.steps, f)
             plans[j] = streaming.plan_chunks(f, chunk_frames, context_frames, overlap_frames,
                                              first_chunk_frames if s == 0 else None)
             for c, span in enumerate(plans[j]):
-                windows.append((j, c, span, noise[:, span.ctx_start * self.hop: span.ctx_end * self.hop]))
+                windows.append((j, c, *edge_window(mels[j], noise, span, self.hop)))
         cores: dict[tuple[int, int], np.ndarray] = {}
         by_len: dict[int, list] = {}
         for w in windows:
-            by_len.setdefault(w[2].window_frames, []).append(w)
+            by_len.setdefault(w[2].shape[1], []).append(w)
         for group in by_len.values():
             for k in range(0, len(group), max_batch):
                 part = group[k: k + max_batch]
-                mel = np.stack([mels[j][:, span.ctx_start: span.ctx_end] for j, _, span, _ in part])  # [B, 80, W]
-                noise = np.stack([nz for *_, nz in part], axis=1)  # [K, B, hop W]
+                mel = np.stack([window for _, _, window, _, _ in part])  # [B, 80, W]
+                noise = np.stack([nz for _, _, _, nz, _ in part], axis=1)  # [K, B, hop W]
                 audio = self._sample(mel, noise, schedule, sampler)
-                for (j, c, span, _), a in zip(part, audio):
-                    cores[(j, c)] = a[span.core_samples(self.hop)]
+                for (j, c, _, _, core), a in zip(part, audio):
+                    cores[(j, c)] = a[core]
         out: list[list[np.ndarray]] = [[] for _ in texts]
         for j, (i, _, _) in enumerate(items):
             fader = streaming.Crossfader(overlap_frames * self.hop)

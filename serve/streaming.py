@@ -12,6 +12,9 @@ Streaming synthesis works at two granularities:
   one pass; only the core's samples are kept. Consecutive cores overlap by ``overlap_frames`` frames and
   the overlap is crossfaded (:class:`Crossfader`).
 
+At the two ends of a sentence the vocoder window is extended by a few copies of the end frame, whose
+samples are cut away again (``serve.engine.edge_window``): zero padding there made the vocoder click.
+
 Noise is indexed by absolute sample position (the caller draws it for the whole sentence), so a window
 sees exactly the noise an unchunked pass sees at the same samples; with enough context a chunked pass
 equals the unchunked one up to float error (tested), and the crossfade hides what is left near the seams.

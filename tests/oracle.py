@@ -71,17 +71,20 @@ def expected_spreads(betas: np.ndarray, sampler: str, first: float) -> np.ndarra
 class OracleDenoiser:
     """See the module docstring. ``calls`` holds (frame offset, told level, spread) per call and item."""
 
-    def __init__(self, model: str, clean: np.ndarray):
+    def __init__(self, model: str, clean: np.ndarray, edge: int = 0):
+        """``edge``: the caller repeats the end frames of the mel this many times past each end (the
+        runtime's ``serve.engine.EDGE_FRAMES``); the clean audio under those frames is taken as silence."""
         self.model = model
-        self.clean = np.asarray(clean, dtype=np.float64)  # [T]
         self.mel = mel_numpy(np.asarray(clean, dtype=np.float32))  # [80, F]
+        self.padded_mel = np.pad(self.mel, ((0, 0), (edge, edge)), mode="edge")  # [80, F + 2 edge]
+        self.clean = np.pad(np.asarray(clean, dtype=np.float64), edge * 256)  # [256 (F + 2 edge)]
         self.calls: list[tuple[int, float, float]] = []
 
     def window(self, mel: np.ndarray) -> int:
-        """The frame offset of ``mel`` ``[80, W]`` in the clean waveform's mel; raises if it is not there."""
+        """The frame offset of ``mel`` ``[80, W]`` in the (edge-padded) clean mel; raises if it is not there."""
         w = mel.shape[-1]
-        for f in range(self.mel.shape[1] - w + 1):
-            if np.allclose(self.mel[:, f: f + w], mel, atol=1e-5):
+        for f in range(self.padded_mel.shape[1] - w + 1):
+            if np.allclose(self.padded_mel[:, f: f + w], mel, atol=1e-5):
                 return f
         raise AssertionError(f"a {w}-frame mel that is not a window of the clean waveform's mel")
 

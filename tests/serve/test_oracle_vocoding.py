@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from serve.bundle import load_bundle
-from serve.engine import Synthesizer
+from serve.engine import EDGE_FRAMES, Synthesizer
 from tests.oracle import OracleDenoiser, clean_wave, expected_spreads
 from vocoder import diffusion as D
 
@@ -31,7 +31,7 @@ class OracleGraphs:
 
 def oracle_synth(bundle_dir, model: str, clean: np.ndarray) -> tuple[Synthesizer, OracleDenoiser]:
     synth = Synthesizer.__new__(Synthesizer)
-    oracle = OracleDenoiser(model, clean)
+    oracle = OracleDenoiser(model, clean, edge=EDGE_FRAMES)
     synth._setup(load_bundle(bundle_dir), OracleGraphs(oracle))
     return synth, oracle
 

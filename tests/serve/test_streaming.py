@@ -127,3 +127,32 @@ def test_stream_stats_summarises_a_stream(tiny_synth):
     assert stats["audio_s"] > 0 and stats["rtf"] == pytest.approx(stats["total_s"] / stats["audio_s"])
     with pytest.raises(ValueError, match="no audio"):
         streaming.stream_stats([])
+
+
+def test_edge_window_repeats_the_sentence_ends_and_keeps_noise_absolute():
+    from serve.engine import EDGE_FRAMES as E, edge_window
+
+    rng = np.random.default_rng(0)
+    f, hop = 50, HOP
+    mel = rng.normal(size=(80, f)).astype(np.float32)  # [80, F]
+    noise = rng.normal(size=(3, (f + 2 * E) * hop)).astype(np.float32)  # [K, hop (F + 2 E)]
+    plan = plan_chunks(f, 16, 4, 2)
+    assert len(plan) >= 3
+    first, middle, last = plan[0], plan[1], plan[-1]
+    window, nz, core = edge_window(mel, noise, first, hop)
+    assert window.shape[1] == first.window_frames + E and nz.shape == (3, window.shape[1] * hop)
+    np.testing.assert_array_equal(window[:, :E], np.repeat(mel[:, :1], E, axis=1))  # the first frame, repeated
+    np.testing.assert_array_equal(window[:, E:], mel[:, : first.ctx_end])
+    np.testing.assert_array_equal(nz, noise[:, : (first.ctx_end + E) * hop])  # noise at absolute samples
+    assert core == slice(E * hop, (first.end + E) * hop)
+    window, nz, core = edge_window(mel, noise, middle, hop)  # touches no end: no padding
+    np.testing.assert_array_equal(window, mel[:, middle.ctx_start: middle.ctx_end])
+    np.testing.assert_array_equal(nz, noise[:, (middle.ctx_start + E) * hop: (middle.ctx_end + E) * hop])
+    assert core == middle.core_samples(hop)
+    window, nz, core = edge_window(mel, noise, last, hop)
+    np.testing.assert_array_equal(window[:, -E:], np.repeat(mel[:, -1:], E, axis=1))  # the last frame, repeated
+    np.testing.assert_array_equal(nz, noise[:, (last.ctx_start + E) * hop:])
+    assert core.stop - core.start == last.frames * hop and core.stop == (last.end - last.ctx_start) * hop
+    whole = streaming.ChunkSpan(0, f, 0, f)  # one window for the sentence: padded on both sides
+    window, nz, core = edge_window(mel, noise, whole, hop)
+    assert window.shape[1] == f + 2 * E and nz.shape[1] == noise.shape[1] and core == slice(E * hop, (f + E) * hop)
