@@ -126,7 +126,8 @@ def end_to_end_checks(synth, vocoder: LoadedVocoder, acoustic: LoadedAcoustic | 
                       tol: tuple[float, float]) -> tuple[list[Check], dict[str, Any]]:
     """The bundle's mel and audio against the torch pipeline with the same noise (first sentence of
     ``text``; vocoder only: copy-synthesis of a random mel)."""
-    from serve.engine import EDGE_FRAMES, fix_length, prior_noise, vocoder_noise
+    from serve.engine import EDGE_FRAMES, edge_window, fix_length, prior_noise, vocoder_noise
+    from serve.streaming import ChunkSpan
     from vocoder import diffusion
     from vocoder.audio import clip_log_mel
 
@@ -152,13 +153,14 @@ def end_to_end_checks(synth, vocoder: LoadedVocoder, acoustic: LoadedAcoustic | 
             info["frames"] = n_frames
         else:
             mel_ref = np.random.default_rng(seed).normal(-5.0, 2.0, (bundle.n_mels, 40)).astype(np.float32)
-        hop, edge = bundle.hop_length, EDGE_FRAMES
-        noise = vocoder_noise(seed, 0, schedule.steps, (mel_ref.shape[1] + 2 * edge) * hop)  # [K, hop (F + 2 E)]
-        padded = np.pad(mel_ref, ((0, 0), (edge, edge)), mode="edge")  # [80, F + 2 E]: the runtime's edge contract
-        mel_t = clip_log_mel(torch.from_numpy(padded)[None])  # [1, 80, F + 2 E]: the vocoder's input contract
+        n_frames = mel_ref.shape[1]
+        noise = vocoder_noise(seed, 0, schedule.steps, (n_frames + 2 * EDGE_FRAMES) * bundle.hop_length)
+        whole = ChunkSpan(0, n_frames, 0, n_frames)  # the sentence in one window, edges padded as the runtime does
+        window, noise, core = edge_window(mel_ref, noise, whole, bundle.hop_length)  # [80, W], [K, hop W]
+        mel_t = clip_log_mel(torch.from_numpy(window)[None])  # [1, 80, W]: the vocoder's input contract
         audio_ref = diffusion.sample_ddpm(lambda x, c: vocoder.model(x, c, mel_t), torch.from_numpy(noise[:1]),
                                           betas, conds, noise=lambda n: torch.from_numpy(noise[n: n + 1]))
-        audio_ref = audio_ref[0, edge * hop: (mel_ref.shape[1] + edge) * hop].float().numpy()  # [hop F]
+        audio_ref = audio_ref[0, core].float().numpy()  # [hop F]
     audio = synth.vocode(mel_ref, seed=seed)
     checks.append(_check(f"audio (vocoder, {name})", audio, audio_ref, tol))
     chunked = synth.vocode(mel_ref, seed=seed, chunk_frames=32)
