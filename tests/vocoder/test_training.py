@@ -190,3 +190,22 @@ def test_compact_without_optimizer_resumes_with_a_warm_restart(task, tmp_path):
     assert raw["ema"] == "model" and raw["optimizer"] is None  # stored once, no moments
     assert torch.equal(load_checkpoint(last)["ema"][next(iter(ck["model"]))], next(iter(ck["model"].values())))
     assert train(task, _cfg(max_steps=3), str(run), resume=True, progress=False)["step"] == 3
+
+
+def test_compact_from_ema_stores_only_the_ema_and_resumes_from_it(task, tmp_path):
+    run = tmp_path / "run"
+    train(task, _cfg(max_steps=3), str(run), progress=False)
+    last, small = run / "checkpoints" / "last.pt", tmp_path / "ema.pt"
+    full = load_checkpoint(last)
+    assert any(not torch.equal(full["ema"][k], v) for k, v in full["model"].items())
+    compact_checkpoint(last, small, weights_from_ema=True)
+    raw = torch.load(small, weights_only=False)
+    assert raw["ema"] == "model" and raw["optimizer"] is None and "model_offset" not in raw
+    assert small.stat().st_size < last.stat().st_size / 2  # one fp32 copy of the weights, no moments
+    back = load_checkpoint(small)
+    for k, v in full["ema"].items():
+        assert torch.equal(back["ema"][k], v) and torch.equal(back["model"][k], v), k
+    resumed = tmp_path / "resumed"
+    (resumed / "checkpoints").mkdir(parents=True)
+    shutil.copy(small, resumed / "checkpoints" / "last.pt")
+    assert train(task, _cfg(max_steps=4), str(resumed), resume=True, progress=False)["step"] == 4

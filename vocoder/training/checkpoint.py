@@ -134,12 +134,20 @@ def _offset(weight: torch.Tensor, ema: torch.Tensor) -> torch.Tensor:
     return half if bool(torch.isfinite(half).all()) else off
 
 
-def compact_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, drop_optimizer: bool = False) -> None:
+def compact_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, drop_optimizer: bool = False,
+                       weights_from_ema: bool = False) -> None:
     """Rewrite ``src`` as a compact checkpoint at ``dst``: Adam moments in bf16 (or dropped, for a warm
     restart of the optimizer), no RNG state, the EMA exact, and the weights stored once when they equal the
     EMA, else as their fp16 offset from it (half the bytes; the offset is small, so the weights come back
-    within about 1e-3 of the offset, plus 6e-8)."""
+    within about 1e-3 of the offset, plus 6e-8).
+
+    ``weights_from_ema`` (implies ``drop_optimizer``) is the smallest form, the EMA alone: a resumed run
+    restarts both the weights (from the EMA) and Adam. It is what a milestone commits when the repository's
+    history has to stay small (4 bytes a parameter instead of 6, or 10 with moments)."""
     ckpt = load_checkpoint(src)
+    if weights_from_ema:
+        drop_optimizer = True
+        ckpt["model"] = {k: v.clone() for k, v in ckpt["ema"].items()}
     ckpt["optimizer"] = None if drop_optimizer else _cast_moments(ckpt["optimizer"], torch.bfloat16)
     if all(torch.equal(ckpt["ema"][k], v) for k, v in ckpt["model"].items()):
         ckpt["ema"] = "model"
