@@ -130,7 +130,8 @@ def test_stream_stats_summarises_a_stream(tiny_synth):
 
 
 def test_edge_window_repeats_the_sentence_ends_and_keeps_noise_absolute():
-    from serve.engine import EDGE_FRAMES as E, edge_window
+    from serve.engine import EDGE_FRAMES as E
+    from serve.engine import edge_window
 
     rng = np.random.default_rng(0)
     f, hop = 50, HOP
