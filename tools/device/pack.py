@@ -38,7 +38,7 @@ def main() -> int:
     ap.add_argument("--gradtts", default="checkpoints/gradtts-small.pt")
     ap.add_argument("--wavegrad", default="checkpoints/wavegrad-small.pt")
     ap.add_argument("--phonemes", default="runs/gradtts-small/phonemes.npz",
-                    help="made here by tts.train.prepare (the device has no phonemizer)")
+                    help="tts.train.prepare's phoneme cache (made here when missing: the device has no phonemizer)")
     ap.add_argument("--out", default=".gpu")
     args = ap.parse_args()
     root = subprocess.run(["git", "rev-parse", "--show-toplevel"], check=True, capture_output=True,
@@ -48,6 +48,14 @@ def main() -> int:
         print(f"pack: the travelling tree is {tree / 2**20:.1f} MiB; run tools/device/lean.sh on first",
               file=sys.stderr)
         return 2
+    if not os.path.isfile(args.phonemes):  # make it (and the mel cache beside it) as training would
+        sys.path.insert(0, root)
+        from tts.text import default_table
+        from tts.train import prepare
+
+        cache = os.path.dirname(os.path.abspath(args.phonemes))
+        os.makedirs(cache, exist_ok=True)
+        prepare(args.data, cache, default_table())
     for p in (args.gradtts, args.wavegrad, args.phonemes, os.path.join(args.data, "metadata.csv")):
         if not os.path.isfile(p):
             print(f"pack: {p}: no such file", file=sys.stderr)
