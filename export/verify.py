@@ -126,7 +126,7 @@ def end_to_end_checks(synth, vocoder: LoadedVocoder, acoustic: LoadedAcoustic | 
                       tol: tuple[float, float]) -> tuple[list[Check], dict[str, Any]]:
     """The bundle's mel and audio against the torch pipeline with the same noise (first sentence of
     ``text``; vocoder only: copy-synthesis of a random mel)."""
-    from serve.engine import EDGE_FRAMES, edge_window, fix_length, prior_noise, vocoder_noise
+    from serve.engine import edge_window, fix_length, prior_noise, vocoder_noise
     from serve.streaming import ChunkSpan
     from vocoder import diffusion
     from vocoder.audio import clip_log_mel
@@ -154,7 +154,7 @@ def end_to_end_checks(synth, vocoder: LoadedVocoder, acoustic: LoadedAcoustic | 
         else:
             mel_ref = np.random.default_rng(seed).normal(-5.0, 2.0, (bundle.n_mels, 40)).astype(np.float32)
         n_frames = mel_ref.shape[1]
-        noise = vocoder_noise(seed, 0, schedule.steps, (n_frames + 2 * EDGE_FRAMES) * bundle.hop_length)
+        noise = vocoder_noise(seed, 0, schedule.steps, n_frames, bundle.hop_length)  # [K, hop (F + 2 EDGE)]
         whole = ChunkSpan(0, n_frames, 0, n_frames)  # the sentence in one window, edges padded as the runtime does
         window, noise, core = edge_window(mel_ref, noise, whole, bundle.hop_length)  # [80, W], [K, hop W]
         mel_t = clip_log_mel(torch.from_numpy(window)[None])  # [1, 80, W]: the vocoder's input contract

@@ -77,8 +77,10 @@ def sde_noise(seed: int, sentence: int, steps: int, n_mels: int, n_frames: int) 
     return _rng(seed, sentence, _SDE).standard_normal((steps, n_mels, n_frames), dtype=np.float32)
 
 
-def vocoder_noise(seed: int, sentence: int, steps: int, n_samples: int) -> np.ndarray:
-    """Vocoder noise ``[K, n_samples]`` float32: row 0 is x_T, row n the DDPM noise of step n (n >= 1)."""
+def vocoder_noise(seed: int, sentence: int, steps: int, n_frames: int, hop: int) -> np.ndarray:
+    """Vocoder noise of a sentence of ``n_frames`` mel frames and its ``EDGE_FRAMES`` on each side (see
+    :func:`edge_window`): ``[K, hop (F + 2 EDGE)]`` float32; row 0 is x_T, row n the DDPM noise of step n."""
+    n_samples = (n_frames + 2 * EDGE_FRAMES) * hop
     return _rng(seed, sentence, _VOCODER).standard_normal((steps, n_samples), dtype=np.float32)
 
 
@@ -272,10 +274,6 @@ class Synthesizer:
             audio = self._sample(window[None], nz[:, None], schedule, sampler)
             yield fader.push(audio[0, core], last=i == len(plan) - 1)
 
-    def _sentence_noise(self, seed: int, sentence: int, steps: int, n_frames: int) -> np.ndarray:
-        """Vocoder noise of a sentence of ``n_frames`` mel frames and its edges: ``[K, hop (F + 2 EDGE)]``."""
-        return vocoder_noise(seed, sentence, steps, (n_frames + 2 * EDGE_FRAMES) * self.hop)
-
     def vocode(self, mel: np.ndarray, steps: str | int | None = None, seed: int = 0, sampler: str | None = None,
                chunk_frames: int | None = None, context_frames: int = streaming.DEFAULT_CONTEXT_FRAMES,
                overlap_frames: int = streaming.DEFAULT_OVERLAP_FRAMES) -> np.ndarray:
@@ -287,7 +285,7 @@ class Synthesizer:
         if not np.all(np.isfinite(mel)):
             raise ValueError("mel contains NaN or infinite values")
         schedule = self._schedule(steps)
-        noise = self._sentence_noise(seed, 0, schedule.steps, mel.shape[1])
+        noise = vocoder_noise(seed, 0, schedule.steps, mel.shape[1], self.hop)
         plan = streaming.plan_chunks(mel.shape[1], chunk_frames, context_frames, overlap_frames)
         sampler = sampler or self.bundle.vocoder.sampler
         return np.concatenate(list(self._vocode_chunks(mel, noise, schedule, sampler, plan, overlap_frames)))
@@ -321,7 +319,7 @@ class Synthesizer:
             ids, nxt = nxt, next(sentences, None)
             t0 = time.perf_counter()
             mel = self._mels([ids], [sentence], seed, steps, temperature, speed, solver)[0]  # [80, F]
-            noise = self._sentence_noise(seed, sentence, schedule.steps, mel.shape[1])  # [K, hop (F + 2 EDGE)]
+            noise = vocoder_noise(seed, sentence, schedule.steps, mel.shape[1], self.hop)  # [K, hop (F + 2 EDGE)]
             plan = streaming.plan_chunks(mel.shape[1], chunk_frames, context_frames, overlap_frames,
                                          first_chunk_frames if sentence == 0 else None)
             for i, audio in enumerate(self._vocode_chunks(mel, noise, schedule, sampler, plan, overlap_frames)):
@@ -364,7 +362,7 @@ class Synthesizer:
         plans = {}
         for j, (_, s, _) in enumerate(items):
             f = mels[j].shape[1]
-            noise = self._sentence_noise(seed, s, schedule.steps, f)
+            noise = vocoder_noise(seed, s, schedule.steps, f, self.hop)
             plans[j] = streaming.plan_chunks(f, chunk_frames, context_frames, overlap_frames,
                                              first_chunk_frames if s == 0 else None)
             for c, span in enumerate(plans[j]):
