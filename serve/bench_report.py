@@ -28,6 +28,10 @@ def _memory(r: dict[str, Any]) -> str:
     return f"{r['peak_rss_mib']:.0f}{load}"
 
 
+def _schedule(r: dict[str, Any]) -> str:
+    return "-" if r["vocoder_schedule"] is None else f"{r['vocoder_schedule']} ({r['vocoder_steps']} steps)"
+
+
 def hardware_text(hw: dict[str, Any]) -> str:
     """One line: CPU (cores), GPU, threads and runtime versions."""
     gpu = f"GPU {hw['gpu']}" if hw.get("gpu") else "no GPU"
@@ -51,13 +55,23 @@ def markdown(report: dict[str, Any]) -> str:
         "| first audio (s) | peak memory (MiB) |",
         "|---|---:|---|---:|---:|---:|---:|---:|---:|",
     ]
-    for r in report["rows"]:
-        sched = "-" if r["vocoder_schedule"] is None else f"{r['vocoder_schedule']} ({r['vocoder_steps']} steps)"
-        lines.append(f"| {r['backend']} | {r['steps'] if r['steps'] is not None else '-'} | {sched} | "
+    streaming = [r for r in report["rows"] if not r.get("batch")]
+    batched = [r for r in report["rows"] if r.get("batch")]
+    for r in streaming:
+        lines.append(f"| {r['backend']} | {r['steps'] if r['steps'] is not None else '-'} | {_schedule(r)} | "
                      f"{_rtf(r['rtf_encoder'])} | {_rtf(r['rtf_decoder'])} | {_rtf(r['rtf_vocoder'])} | "
                      f"{_rtf(r['rtf'])} | {r['first_audio_s']:.3f} | {_memory(r)} |")
+    if batched:
+        lines += ["", "Throughput, N texts at once:", "",
+                  "| backend | decoder steps | vocoder schedule | batch N | audio per pass (s) | encoder RTF "
+                  "| decoder RTF | vocoder RTF | total RTF | x real time | peak memory (MiB) |",
+                  "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        for r in batched:
+            lines.append(f"| {r['backend']} | {r['steps']} | {_schedule(r)} | {r['batch']} | {r['audio_s']:.2f} | "
+                         f"{_rtf(r['rtf_encoder'])} | {_rtf(r['rtf_decoder'])} | {_rtf(r['rtf_vocoder'])} | "
+                         f"{_rtf(r['rtf'])} | {1.0 / r['rtf']:.1f} | {_memory(r)} |")
     audio = {}
-    for r in report["rows"]:
+    for r in streaming:
         audio.setdefault("piper" if r["backend"] == TEACHER else "gradwave", r["audio_s"])
     backends = []
     for name in dict.fromkeys(r["backend"] for r in report["rows"]):
@@ -74,7 +88,8 @@ def markdown(report: dict[str, Any]) -> str:
              "all rows in one process (peak memory then includes what earlier rows loaded)")
     lines += [
         "",
-        f"{len(report['texts'])} texts ({', '.join(f'{k} {v:.2f} s' for k, v in audio.items())} of audio per pass), "
+        f"{len(report['texts'])} text{'s' if len(report['texts']) != 1 else ''} "
+        f"({', '.join(f'{k} {v:.2f} s' for k, v in audio.items())} of audio per pass), "
         f"{where}: one warm-up pass, then the pass with the median total RTF of {report['repeats']}.",
         "RTF = compute seconds / audio seconds (< 1 is faster than real time). Stage RTFs count the seconds "
         "inside that stage's graph calls (decoder: the score network at N steps; vocoder: K steps per chunk); "
@@ -85,6 +100,10 @@ def markdown(report: dict[str, Any]) -> str:
         "mark) over loading, warm-up and timed passes, in MiB; (load +X): the RSS increase from loading the "
         "backend (runtime library, graphs or weights, sessions). Host memory only."
         + (" GPU tensors of torch rows: gpu_peak_mib in the JSON." if hw.get("gpu") else ""),
+        *(["Throughput rows: one `synthesize_batch` call per pass on N texts (the texts above, cycled) with "
+           "max_batch N: sentences decoded in padded batches, vocoder chunk windows of equal length batched, "
+           "nothing streamed (so no first-audio column); total RTF = wall seconds of the call / seconds of audio "
+           "of all N texts, x real time its inverse."] if batched else []),
         "Backends: " + "; ".join(backends) + ".",
         hardware_text(hw),
     ]
@@ -97,7 +116,7 @@ def plot_rtf(report: dict[str, Any], path: str) -> str | None:
     """RTF against decoder steps (log-log): one colour per backend, the total solid, the decoder dashed and the
     vocoder dotted, with horizontal lines for the teacher and for real time. Written atomically as PNG.
     Returns ``path``, or None when the report has fewer than two decoder step counts."""
-    rows = [r for r in report["rows"] if r["steps"] is not None]
+    rows = [r for r in report["rows"] if r["steps"] is not None and not r.get("batch")]
     steps = sorted({r["steps"] for r in rows})
     if len(steps) < 2:
         return None

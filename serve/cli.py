@@ -167,6 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--vocoder-steps", help="vocoder schedule name or step count (default: the voice's)")
     b.add_argument("--text", action="append", help="a sentence to synthesize (repeatable)")
     b.add_argument("--repeats", type=int, default=3, help="timed passes after one warm-up (default 3)")
+    b.add_argument("--batch", help="comma-separated batch sizes: adds throughput rows (N texts synthesized at "
+                   "once, at the voice's default decoder steps) for each backend, e.g. 1,8,32")
     b.add_argument("--device", choices=["auto", "cpu", "cuda", "tensorrt"], default=None)
     b.add_argument("--threads", type=int,
                    help="CPU threads for every backend: onnxruntime intra-op, torch and the teacher (default: theirs)")

@@ -141,6 +141,9 @@ class GradTTSLoss(nn.Module):
 
 class TTSTask:
     name = "gradtts"
+    # Padded batches of random utterances change shape every step, so cudnn.benchmark stays off: in session 8
+    # (H100) the first ~3 minutes ran at 0.5-2 step/s instead of 3.1, most likely from re-timing each new shape.
+    static_shapes = False
 
     def __init__(self, data_dir: str, cfg: TTSTaskConfig = TTSTaskConfig(), cache_dir: str | None = None,
                  progress: bool = True):

