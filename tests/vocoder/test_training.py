@@ -209,3 +209,27 @@ def test_compact_from_ema_stores_only_the_ema_and_resumes_from_it(task, tmp_path
     (resumed / "checkpoints").mkdir(parents=True)
     shutil.copy(small, resumed / "checkpoints" / "last.pt")
     assert train(task, _cfg(max_steps=4), str(resumed), resume=True, progress=False)["step"] == 4
+
+
+def test_compact_half_stores_the_ema_in_fp16_and_resumes_from_it(task, tmp_path):
+    run = tmp_path / "run"
+    train(task, _cfg(max_steps=3), str(run), progress=False)
+    last, ema32, ema16 = run / "checkpoints" / "last.pt", tmp_path / "ema32.pt", tmp_path / "ema16.pt"
+    with pytest.raises(ValueError, match="weights_from_ema"):
+        compact_checkpoint(last, ema16, half=True)
+    compact_checkpoint(last, ema32, weights_from_ema=True)
+    compact_checkpoint(last, ema16, weights_from_ema=True, half=True)
+    raw = torch.load(ema16, weights_only=False)
+    assert raw["half"] is True and raw["ema"] == "model" and raw["optimizer"] is None
+    floats = [v for v in raw["model"].values() if v.is_floating_point()]
+    assert floats and all(v.dtype == torch.float16 for v in floats)
+    assert ema16.stat().st_size < 0.6 * ema32.stat().st_size
+    full, back = load_checkpoint(last), load_checkpoint(ema16)
+    for k, v in full["ema"].items():
+        assert back["ema"][k].dtype == v.dtype and torch.equal(back["model"][k], back["ema"][k]), k
+        if v.is_floating_point():
+            assert torch.equal(back["ema"][k], v.half().float()), k  # exactly fp16's rounding of the EMA
+    resumed = tmp_path / "resumed"
+    (resumed / "checkpoints").mkdir(parents=True)
+    shutil.copy(ema16, resumed / "checkpoints" / "last.pt")
+    assert train(task, _cfg(max_steps=4), str(resumed), resume=True, progress=False)["step"] == 4

@@ -15,7 +15,8 @@ at any moment leaves either the old or the new checkpoint, never a torn one.
 A *compact* checkpoint (for committing to git) keeps the EMA (what ships) exactly, the weights as an fp16
 offset from the EMA (or not at all when they equal it) and the Adam moments in bfloat16 (or none); loading
 rebuilds fp32 tensors. Resuming from it continues the run with weights and moments rounded that little
-(documented; exact resume uses the full checkpoint).
+(documented; exact resume uses the full checkpoint). The smallest compact form is the EMA alone, optionally
+rounded to fp16 (``compact_checkpoint(..., weights_from_ema=True, half=True)``), for a warm restart.
 """
 
 from __future__ import annotations
@@ -115,6 +116,8 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         raise ValueError(f"{path}: not a gradwave checkpoint (no 'ema'/'config' entries)")
     if ckpt.get("version", 0) > CHECKPOINT_VERSION:
         raise ValueError(f"{path}: checkpoint version {ckpt['version']} is newer than this gradwave supports")
+    if ckpt.get("half"):  # compact form with the weights rounded to fp16 for storage
+        ckpt["model"] = {k: v.float() if v.is_floating_point() else v for k, v in ckpt["model"].items()}
     if ckpt.get("ema") == "model":  # compact form of an EMA equal to the weights
         ckpt["ema"] = {k: v.clone() for k, v in ckpt["model"].items()}
     if ckpt.get("model") == "ema+offset":  # compact form: weights = EMA + an fp16 offset
@@ -134,8 +137,16 @@ def _offset(weight: torch.Tensor, ema: torch.Tensor) -> torch.Tensor:
     return half if bool(torch.isfinite(half).all()) else off
 
 
+def _half(t: torch.Tensor) -> torch.Tensor:
+    """A float tensor in fp16 (kept in its dtype where fp16 would overflow); other tensors as they are."""
+    if not t.is_floating_point():
+        return t
+    half = t.to(torch.float16)
+    return half if bool(torch.isfinite(half).all()) else t
+
+
 def compact_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, drop_optimizer: bool = False,
-                       weights_from_ema: bool = False) -> None:
+                       weights_from_ema: bool = False, half: bool = False) -> None:
     """Rewrite ``src`` as a compact checkpoint at ``dst``: Adam moments in bf16 (or dropped, for a warm
     restart of the optimizer), no RNG state, the EMA exact, and the weights stored once when they equal the
     EMA, else as their fp16 offset from it (half the bytes; the offset is small, so the weights come back
@@ -143,7 +154,11 @@ def compact_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, drop_opti
 
     ``weights_from_ema`` (implies ``drop_optimizer``) is the smallest form, the EMA alone: a resumed run
     restarts both the weights (from the EMA) and Adam. It is what a milestone commits when the repository's
-    history has to stay small (4 bytes a parameter instead of 6, or 10 with moments)."""
+    history has to stay small (4 bytes a parameter instead of 6, or 10 with moments). ``half`` (only with
+    ``weights_from_ema``) also rounds that EMA to fp16 for storage, 2 bytes a parameter: loading returns it
+    as fp32, within fp16's rounding (relative 2^-11) of the EMA, the same values an fp16 voice bundle holds."""
+    if half and not weights_from_ema:
+        raise ValueError("half=True stores the EMA alone in fp16: it needs weights_from_ema=True")
     ckpt = load_checkpoint(src)
     if weights_from_ema:
         drop_optimizer = True
@@ -154,6 +169,9 @@ def compact_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, drop_opti
     else:
         ckpt["model_offset"] = {k: _offset(v, ckpt["ema"][k]) for k, v in ckpt["model"].items()}
         ckpt["model"] = "ema+offset"
+    if half:
+        ckpt["model"] = {k: _half(v) for k, v in ckpt["model"].items()}
+        ckpt["half"] = True
     ckpt["rng"] = None
     ckpt["compact"] = True
     atomic_torch_save(ckpt, dst)
