@@ -88,6 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--fp16", action="store_true", help="store weights as float16 (inputs/outputs stay float32)")
     x.add_argument("--force", action="store_true", help="replace an existing bundle directory")
     x.add_argument("--schedule", help="default vocoder schedule (default: searched6 if present, else fast6)")
+    x.add_argument("--decoder-steps", type=int,
+                   help="the voice's default decoder step count (default: the checkpoint's, else 10)")
     x.add_argument("--no-verify", action="store_true", help="skip the ONNX-vs-torch parity check")
 
     sv = sub.add_parser("serve", help="the Gradio demo (on 127.0.0.1 by default, with a queue)")
@@ -386,7 +388,7 @@ def _export(args) -> int:
     from export.onnx import export_bundle
 
     out = export_bundle(args.acoustic, args.vocoder, args.out, fp16=args.fp16, overwrite=args.force,
-                        default_schedule=args.schedule)
+                        default_schedule=args.schedule, decoder_steps=args.decoder_steps)
     print(f"wrote voice bundle {out}", file=sys.stderr)
     if not args.no_verify:
         from export.verify import verify_bundle

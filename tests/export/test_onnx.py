@@ -106,6 +106,18 @@ def test_export_is_atomic_on_failure(tiny_checkpoints, tmp_path, monkeypatch):
     assert os.listdir(tmp_path) == []
 
 
+def test_export_cli_sets_the_voice_decoder_steps_and_rejects_bad_ones(tiny_checkpoints, tmp_path, capsys):
+    from serve.cli import main
+
+    ck = tiny_checkpoints
+    base = ["export", "--acoustic", str(ck["acoustic"]), "--vocoder", str(ck["diffwave"]), "--no-verify"]
+    assert main(base + ["--out", str(tmp_path / "v4"), "--decoder-steps", "4"]) == 0
+    assert load_bundle(tmp_path / "v4").acoustic.decoder.steps == 4
+    assert main(base + ["--out", str(tmp_path / "v0"), "--decoder-steps", "0"]) == 2
+    assert "--decoder-steps must be a positive" in capsys.readouterr().err
+    assert not (tmp_path / "v0").exists()
+
+
 def test_export_rejects_wrong_checkpoints(tiny_checkpoints, tmp_path):
     with pytest.raises(ValueError, match="not an acoustic model"):
         export_bundle(tiny_checkpoints["diffwave"], tiny_checkpoints["diffwave"], tmp_path / "a")
