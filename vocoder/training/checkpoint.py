@@ -138,8 +138,9 @@ def _offset(weight: torch.Tensor, ema: torch.Tensor) -> torch.Tensor:
 
 
 def _half(t: torch.Tensor) -> torch.Tensor:
-    """A float tensor in fp16 (kept in its dtype where fp16 would overflow); other tensors as they are."""
-    if not t.is_floating_point():
+    """A float weight (2-D or more) in fp16, kept in its dtype where fp16 would overflow; biases, norm gains
+    and other 1-D or scalar tensors (a few KB) as they are, as the fp16 voice bundle keeps them."""
+    if not t.is_floating_point() or t.dim() < 2:
         return t
     half = t.to(torch.float16)
     return half if bool(torch.isfinite(half).all()) else t
@@ -155,8 +156,8 @@ def compact_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, drop_opti
     ``weights_from_ema`` (implies ``drop_optimizer``) is the smallest form, the EMA alone: a resumed run
     restarts both the weights (from the EMA) and Adam. It is what a milestone commits when the repository's
     history has to stay small (4 bytes a parameter instead of 6, or 10 with moments). ``half`` (only with
-    ``weights_from_ema``) also rounds that EMA to fp16 for storage, 2 bytes a parameter: loading returns it
-    as fp32, within fp16's rounding (relative 2^-11) of the EMA, the same values an fp16 voice bundle holds."""
+    ``weights_from_ema``) also rounds that EMA's weight tensors (2-D and up) to fp16 for storage, about 2 bytes
+    a parameter: loading returns them as fp32, within fp16's rounding (relative 2^-11) of the EMA."""
     if half and not weights_from_ema:
         raise ValueError("half=True stores the EMA alone in fp16: it needs weights_from_ema=True")
     ckpt = load_checkpoint(src)
