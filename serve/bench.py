@@ -283,17 +283,18 @@ def hardware(rows: list[dict[str, Any]], threads: int | None) -> dict[str, Any]:
             else None, "threads": threads, "torch_threads": torch_threads}
 
 
-def run_bench(voice: str, steps: list[int], texts: tuple[str, ...] | list[str] = TEXTS, repeats: int = 3,
+def run_bench(voice: str, steps: list[int] | None, texts: tuple[str, ...] | list[str] = TEXTS, repeats: int = 3,
               vocoder_steps: str | int | None = None, acoustic: str | None = None, vocoder: str | None = None,
               teacher: bool = False, device: str = "auto", threads: int | None = None, in_process: bool = False,
               batches: list[int] | None = None, progress: bool = True) -> dict[str, Any]:
-    """Benchmark ``voice`` (ONNX) at each decoder step count, the checkpoints (torch eager) when both
-    ``acoustic`` and ``vocoder`` are given, and the teacher when ``teacher``; with ``batches``, also the
+    """Benchmark ``voice`` (ONNX) at each decoder step count (None: the voice's default), the checkpoints
+    (torch eager) when both ``acoustic`` and ``vocoder`` are given, and the teacher when ``teacher``; with
+    ``batches``, also the
     throughput of each backend at each batch size, at the voice's default decoder step count. Returns the
     report (JSON-able): {"voice", "precision", "texts", "repeats", "isolated", "hardware", "rows", "created"}."""
     from serve.bundle import load_bundle
 
-    if not steps or min(steps) < 1:
+    if steps and min(steps) < 1:
         raise ValueError("--steps takes a comma-separated list of positive decoder step counts, e.g. 2,4,10")
     if repeats < 1:
         raise ValueError("--repeats must be >= 1")
@@ -316,6 +317,7 @@ def run_bench(voice: str, steps: list[int], texts: tuple[str, ...] | list[str] =
     if bundle.acoustic is None:
         raise ValueError(f"{voice}: a vocoder-only bundle cannot speak text; bench needs a TTS bundle")
     vocoder_steps = bundle.vocoder.schedule(vocoder_steps)[0]  # validates; the name from here on
+    steps = list(steps or [bundle.acoustic.decoder.steps])  # none given: the voice's default
     common = {"texts": texts, "repeats": repeats, "device": device, "threads": threads}
     specs = [{**common, "backend": ONNX, "voice": str(voice), "steps": n, "vocoder_steps": vocoder_steps}
              for n in steps]

@@ -59,7 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("-o", "--output", help="output .wav or .flac (written atomically)")
     sp.add_argument("--stream", action="store_true", help="write raw 16-bit mono PCM to stdout as it is made")
     sp.add_argument("--voice", help="voice bundle directory (default: the bundled voice, or $GRADWAVE_VOICE)")
-    sp.add_argument("--steps", type=int, help="decoder (Grad-TTS) steps (default: the voice's, 10)")
+    sp.add_argument("--steps", type=int,
+                    help="decoder (Grad-TTS) steps (default: the voice's; 4 for the bundled voice)")
     sp.add_argument("--vocoder-steps", help="vocoder schedule: a name (fast6, searched6) or a step count")
     sp.add_argument("--temperature", type=float, help="decoder temperature (default 1.5)")
     sp.add_argument("--speed", type=float, default=1.0, help="speaking rate: > 1 is faster (default 1.0)")
@@ -165,7 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--voice", help="voice bundle (default: the bundled voice)")
     b.add_argument("--acoustic", help="Grad-TTS checkpoint: adds torch-eager rows to compare")
     b.add_argument("--vocoder", help="vocoder checkpoint: adds torch-eager rows to compare")
-    b.add_argument("--steps", default="10", help="comma-separated decoder step counts (default 10)")
+    b.add_argument("--steps", help="comma-separated decoder step counts (default: the voice's)")
     b.add_argument("--vocoder-steps", help="vocoder schedule name or step count (default: the voice's)")
     b.add_argument("--text", action="append", help="a sentence to synthesize (repeatable)")
     b.add_argument("--repeats", type=int, default=3, help="timed passes after one warm-up (default 3)")

@@ -302,7 +302,7 @@ class Synthesizer:
     ) -> Iterator[AudioChunk]:
         """Stream speech for ``text`` as :class:`AudioChunk` s (float32 ``[N]`` each).
 
-        steps: decoder steps (default from the bundle, 10); vocoder_steps: schedule name or K; temperature:
+        steps: decoder steps (default: the bundle's); vocoder_steps: schedule name or K; temperature:
         z = mu + noise / temperature (default 1.5); speed: > 1 is faster; seed: all randomness.
         Sentences are decoded one at a time; each mel is vocoded in chunks of ``chunk_frames`` (the first
         chunk of the utterance ``first_chunk_frames``), so the first chunk is ready after one sentence's
