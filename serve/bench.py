@@ -289,9 +289,9 @@ def run_bench(voice: str, steps: list[int] | None, texts: tuple[str, ...] | list
               batches: list[int] | None = None, progress: bool = True) -> dict[str, Any]:
     """Benchmark ``voice`` (ONNX) at each decoder step count (None: the voice's default), the checkpoints
     (torch eager) when both ``acoustic`` and ``vocoder`` are given, and the teacher when ``teacher``; with
-    ``batches``, also the
-    throughput of each backend at each batch size, at the voice's default decoder step count. Returns the
-    report (JSON-able): {"voice", "precision", "texts", "repeats", "isolated", "hardware", "rows", "created"}."""
+    ``batches``, also the throughput of each backend at each batch size, at the voice's default decoder step
+    count. Returns the report (JSON-able): {"voice", "precision", "texts", "repeats", "isolated", "hardware",
+    "rows", "created"}."""
     from serve.bundle import load_bundle
 
     if steps and min(steps) < 1:
