@@ -35,6 +35,7 @@ class PiperTeacher:
         opts.inter_op_num_threads = 1
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         opts.log_severity_level = 3
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")  # as serve.graphs.OnnxGraphs
         session = ort.InferenceSession(self.model_path, opts, providers=select_providers(device))
         with open(config_path, encoding="utf-8") as f:
             config = PiperConfig.from_dict(json.load(f))

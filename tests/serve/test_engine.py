@@ -177,7 +177,10 @@ def test_providers_and_threads(tiny_bundle, monkeypatch):
             Synthesizer(tiny_bundle, device="cuda")
     with pytest.raises(ValueError, match="threads"):
         Synthesizer(tiny_bundle, device="cpu", threads=0)
-    assert Synthesizer(tiny_bundle, device="cpu", threads=2).providers == ["CPUExecutionProvider"]
+    synth = Synthesizer(tiny_bundle, device="cpu", threads=2)
+    assert synth.providers == ["CPUExecutionProvider"]
+    opts = synth.graphs.options  # the options every session of the bundle was made with
+    assert opts.intra_op_num_threads == 2 and opts.get_session_config_entry("session.intra_op.allow_spinning") == "0"
 
 
 def test_default_voice(tmp_path, monkeypatch):
