@@ -15,5 +15,5 @@ python3 -c "import onnxruntime as o; print('onnxruntime', o.__version__, o.get_a
 nvidia-smi --query-gpu=name,utilization.gpu,memory.used --format=csv,noheader
 cd /data/code
 python3 -m serve.cli bench --voice /data/bench/voice --device cuda --acoustic /data/runs/gradtts/checkpoints/last.pt \
-  --vocoder /data/runs/wavegrad/checkpoints/last.pt --steps ${STEPS:-2,10,50} --batch ${BATCH:-1,8,32,128} \
+  --vocoder /data/runs/wavegrad/checkpoints/last.pt --steps ${STEPS:-2,4,10,50} --batch ${BATCH:-1,8,32,128} \
   --repeats 3 --out $OUT/bench-gpu
