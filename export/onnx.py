@@ -166,8 +166,7 @@ def voice_dict(
 
     from vocoder.audio import MEL
 
-    if decoder_steps is not None and (isinstance(decoder_steps, bool) or int(decoder_steps) != decoder_steps
-                                      or decoder_steps < 1):
+    if decoder_steps is not None and (not isinstance(decoder_steps, int) or decoder_steps < 1):
         raise ValueError(f"--decoder-steps must be a positive whole number, got {decoder_steps!r}")
     default = default_schedule or default_schedule_name(vocoder.schedules)
     if default not in vocoder.schedules:

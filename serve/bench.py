@@ -181,13 +181,13 @@ def run_row(spec: dict[str, Any]) -> dict[str, Any]:
         timed = TimedGraphs(synth.graphs)
         synth.graphs = timed
 
-        def run_text(text: str, seed: int) -> tuple[float, float]:
-            s = stream_stats(synth.synthesize(text, steps=steps, vocoder_steps=schedule, seed=seed))
-            return s["first_chunk_s"], s["audio_s"]
-
         if spec.get("batch"):
             stats = measure_batch(synth, spec["texts"], int(spec["batch"]), steps, schedule, spec["repeats"], timed)
         else:
+            def run_text(text: str, seed: int) -> tuple[float, float]:
+                s = stream_stats(synth.synthesize(text, steps=steps, vocoder_steps=schedule, seed=seed))
+                return s["first_chunk_s"], s["audio_s"]
+
             stats = measure(run_text, spec["texts"], spec["repeats"], timed)
     if backend == TORCH:
         import torch
@@ -319,13 +319,12 @@ def run_bench(voice: str, steps: list[int] | None, texts: tuple[str, ...] | list
     vocoder_steps = bundle.vocoder.schedule(vocoder_steps)[0]  # validates; the name from here on
     steps = list(steps or [bundle.acoustic.decoder.steps])  # none given: the voice's default
     common = {"texts": texts, "repeats": repeats, "device": device, "threads": threads}
-    specs = [{**common, "backend": ONNX, "voice": str(voice), "steps": n, "vocoder_steps": vocoder_steps}
-             for n in steps]
+    backends = [{**common, "backend": ONNX, "voice": str(voice), "vocoder_steps": vocoder_steps}]
     if acoustic:
-        specs += [{**common, "backend": TORCH, "acoustic": str(acoustic), "vocoder": str(vocoder), "steps": n,
-                   "vocoder_steps": vocoder_steps} for n in steps]
-    per_backend = [specs[0]] + ([specs[len(steps)]] if acoustic else [])  # one streaming spec per backend
-    specs += [{**spec, "steps": bundle.acoustic.decoder.steps, "batch": b} for spec in per_backend for b in batches]
+        backends.append({**common, "backend": TORCH, "acoustic": str(acoustic), "vocoder": str(vocoder),
+                         "vocoder_steps": vocoder_steps})
+    specs = [{**b, "steps": n} for b in backends for n in steps]
+    specs += [{**b, "steps": bundle.acoustic.decoder.steps, "batch": n} for b in backends for n in batches]
     if teacher:
         specs.append({**common, "backend": TEACHER})
     rows = []

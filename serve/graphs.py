@@ -58,7 +58,6 @@ class OnnxGraphs:
         # vocoder 1.05-1.09 -> 0.92-0.93; 2-core AMD EPYC, 2 threads, the bench texts at 4 decoder steps).
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         providers = select_providers(device)
-        self.options = opts
         self.sessions = {}
         for name in bundle.graphs:
             try:

@@ -50,6 +50,8 @@ def main() -> int:
     ap.add_argument("--configs", help="comma-separated subset of the configurations (default: all)")
     args = ap.parse_args()
     synth = Synthesizer(args.voice, device="cpu", threads=1)
+    if synth.bundle.vocoder.model != "wavegrad":  # the 12-step schedule's conds are WaveGrad noise levels
+        ap.error(f"{args.voice}: a WaveGrad bundle is needed, this one has {synth.bundle.vocoder.model}")
     schedules = dict(synth.bundle.vocoder.schedules)
     if "searched6" not in schedules:
         schedules["searched6"] = load_bundle(os.path.join(ROOT, "serve/voices/joe")).vocoder.schedules["searched6"]

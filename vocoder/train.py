@@ -55,6 +55,7 @@ def train_betas(model: str) -> np.ndarray:
 
 class VocoderTask:
     static_shapes = True  # fixed-length segments: cudnn.benchmark pays off on CUDA
+
     def __init__(self, data_dir: str, cfg: VocoderTaskConfig = VocoderTaskConfig(), progress: bool = True):
         self.cfg = cfg
         self.name = cfg.model

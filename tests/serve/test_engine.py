@@ -179,8 +179,10 @@ def test_providers_and_threads(tiny_bundle, monkeypatch):
         Synthesizer(tiny_bundle, device="cpu", threads=0)
     synth = Synthesizer(tiny_bundle, device="cpu", threads=2)
     assert synth.providers == ["CPUExecutionProvider"]
-    opts = synth.graphs.options  # the options every session of the bundle was made with
-    assert opts.intra_op_num_threads == 2 and opts.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    for name, session in synth.graphs.sessions.items():  # every graph's session, as onnxruntime holds it
+        opts = session.get_session_options()
+        assert opts.intra_op_num_threads == 2, name
+        assert opts.get_session_config_entry("session.intra_op.allow_spinning") == "0", name
 
 
 def test_default_voice(tmp_path, monkeypatch):

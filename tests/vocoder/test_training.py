@@ -153,6 +153,14 @@ def test_ema_warmup_follows_the_weights_early_and_the_decay_later():
     assert ema_decay_at(100_000, 0.999) == 0.999
 
 
+def _resumes_to_step_4(task, checkpoint, tmp_path):
+    """A fresh run directory holding ``checkpoint`` (of step 3) as its last.pt resumes and trains one step."""
+    resumed = tmp_path / "resumed"
+    (resumed / "checkpoints").mkdir(parents=True)
+    shutil.copy(checkpoint, resumed / "checkpoints" / "last.pt")
+    assert train(task, _cfg(max_steps=4), str(resumed), resume=True, progress=False)["step"] == 4
+
+
 def test_compact_stores_the_ema_exactly_and_the_weights_as_an_fp16_offset(task, tmp_path):
     run = tmp_path / "run"
     train(task, _cfg(max_steps=3), str(run), progress=False)
@@ -172,10 +180,7 @@ def test_compact_stores_the_ema_exactly_and_the_weights_as_an_fp16_offset(task, 
         assert torch.all(err <= (w - full["ema"][k]).abs() * 2**-10 + 1e-7), k
     stored = sum(v.numel() * v.element_size() for v in raw["model_offset"].values() if v.is_floating_point())
     assert stored == sum(v.numel() * 2 for v in full["model"].values() if v.is_floating_point())  # half of fp32
-    resumed = tmp_path / "resumed"
-    (resumed / "checkpoints").mkdir(parents=True)
-    shutil.copy(small, resumed / "checkpoints" / "last.pt")
-    assert train(task, _cfg(max_steps=4), str(resumed), resume=True, progress=False)["step"] == 4
+    _resumes_to_step_4(task, small, tmp_path)
 
 
 def test_compact_without_optimizer_resumes_with_a_warm_restart(task, tmp_path):
@@ -205,10 +210,7 @@ def test_compact_from_ema_stores_only_the_ema_and_resumes_from_it(task, tmp_path
     back = load_checkpoint(small)
     for k, v in full["ema"].items():
         assert torch.equal(back["ema"][k], v) and torch.equal(back["model"][k], v), k
-    resumed = tmp_path / "resumed"
-    (resumed / "checkpoints").mkdir(parents=True)
-    shutil.copy(small, resumed / "checkpoints" / "last.pt")
-    assert train(task, _cfg(max_steps=4), str(resumed), resume=True, progress=False)["step"] == 4
+    _resumes_to_step_4(task, small, tmp_path)
 
 
 def test_compact_half_stores_the_ema_in_fp16_and_resumes_from_it(task, tmp_path):
@@ -230,7 +232,4 @@ def test_compact_half_stores_the_ema_in_fp16_and_resumes_from_it(task, tmp_path)
         assert back["ema"][k].dtype == v.dtype and torch.equal(back["model"][k], back["ema"][k]), k
         if v.is_floating_point():  # exactly fp16's rounding of the EMA's weights; 1-D tensors exact
             assert torch.equal(back["ema"][k], v.half().float() if v.dim() >= 2 else v), k
-    resumed = tmp_path / "resumed"
-    (resumed / "checkpoints").mkdir(parents=True)
-    shutil.copy(ema16, resumed / "checkpoints" / "last.pt")
-    assert train(task, _cfg(max_steps=4), str(resumed), resume=True, progress=False)["step"] == 4
+    _resumes_to_step_4(task, ema16, tmp_path)

@@ -128,22 +128,21 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     return ckpt
 
 
+def _fp16_if_finite(t: torch.Tensor) -> torch.Tensor:
+    """``t`` in fp16, or as it is where fp16 would overflow."""
+    half = t.to(torch.float16)
+    return half if bool(torch.isfinite(half).all()) else t
+
+
 def _offset(weight: torch.Tensor, ema: torch.Tensor) -> torch.Tensor:
     """``weight - ema`` in fp16 for a float tensor (fp32 where fp16 would overflow); other tensors as they are."""
-    if not weight.is_floating_point():
-        return weight
-    off = weight - ema
-    half = off.to(torch.float16)
-    return half if bool(torch.isfinite(half).all()) else off
+    return _fp16_if_finite(weight - ema) if weight.is_floating_point() else weight
 
 
 def _half(t: torch.Tensor) -> torch.Tensor:
     """A float weight (2-D or more) in fp16, kept in its dtype where fp16 would overflow; biases, norm gains
     and other 1-D or scalar tensors (a few KB) as they are, as the fp16 voice bundle keeps them."""
-    if not t.is_floating_point() or t.dim() < 2:
-        return t
-    half = t.to(torch.float16)
-    return half if bool(torch.isfinite(half).all()) else t
+    return _fp16_if_finite(t) if t.is_floating_point() and t.dim() >= 2 else t
 
 
 def compact_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, drop_optimizer: bool = False,
