@@ -129,6 +129,13 @@ def _resample(x: torch.Tensor, factor: int, down: bool) -> torch.Tensor:
     The output length is computed from the input's shape (traced as a dynamic shape on export).
     """
     length = x.shape[-1] // factor if down else x.shape[-1] * factor
+    if torch.onnx.is_in_onnx_export():
+        # The same interpolation as a 4-D bilinear one over a height of 1 (bit-identical in torch). onnxruntime's
+        # CPU Resize is twice as fast on 4-D inputs and runs them on all its threads (3-D ones on one): the 18
+        # resizes of a 112-frame step took 35 -> 9.5 ms and the step 122 -> 95 ms (2 threads, 2-core AMD EPYC).
+        # Training keeps the 3-D op, which is 7% faster in torch (CPU, forward and backward).
+        y = F.interpolate(x[:, :, None, :], size=(1, length), mode="bilinear", align_corners=False)
+        return y[:, :, 0, :]
     return F.interpolate(x, size=length, mode="linear", align_corners=False)
 
 

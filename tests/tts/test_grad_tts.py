@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from tts.grad_tts import GradTTS, GradTTSConfig, fix_len_compatibility, generate_path
-from tts.score_net import ScoreNet, ScoreNetConfig
+from tts.score_net import Mish, ScoreNet, ScoreNetConfig, mish
 
 N_VOCAB = 12
 
@@ -269,6 +269,19 @@ def test_score_net_onnx_matches_torch(tmp_path):
         want = net(x, t, mu, mask).numpy()
     got = session.run(None, {"x": x.numpy(), "t": t.numpy(), "mu": mu.numpy(), "mask": mask.numpy()})[0]
     np.testing.assert_allclose(got, want, atol=1e-4, rtol=1e-4)
+
+
+def test_mish_exports_without_softplus_and_matches_torch(tmp_path):
+    import onnx
+
+    x = torch.cat([torch.tensor([-1e4, -120.0, -30.0, -1e-3, 0.0, 1e-3, 19.9, 20.1, 30.0, 1e4]), 8 * torch.randn(500)])
+    session = export_and_load(Mish(), (x,), tmp_path / "mish.onnx", ["x"], ["y"], {"x": {0: "N"}, "y": {0: "N"}})
+    assert "Softplus" not in {n.op_type for n in onnx.load(str(tmp_path / "mish.onnx")).graph.node}
+    got = session.run(None, {"x": x.numpy()})[0]
+    want = (x.double() * torch.tanh(torch.nn.functional.softplus(x.double()))).numpy()
+    assert np.all(np.isfinite(got))
+    np.testing.assert_allclose(got, want, rtol=2e-6, atol=1e-30)
+    np.testing.assert_allclose(mish(x).numpy(), want, rtol=2e-6, atol=1e-30)  # the eager form
 
 
 class EncoderGraph(torch.nn.Module):

@@ -122,7 +122,7 @@ def test_tiny_model_overfits_one_batch():
 
 def test_onnx_export_parity(tiny_model, tmp_path):
     ort = pytest.importorskip("onnxruntime")
-    pytest.importorskip("onnx")
+    onnx = pytest.importorskip("onnx")
     path = tmp_path / "wavegrad.onnx"
     # The TorchScript exporter (dynamo=False) works on torch 2.11 and 2.13 and takes well under a second;
     # the dynamo exporter also works but takes ~10 s for this model.
@@ -141,6 +141,12 @@ def test_onnx_export_parity(tiny_model, tmp_path):
         opset_version=17,
         dynamo=False,
     )
+    # Every Resize of the graph interpolates a 4-D tensor (onnxruntime threads only those; see _resample).
+    graph = onnx.shape_inference.infer_shapes(onnx.load(str(path))).graph
+    ranks = {v.name: len(v.type.tensor_type.shape.dim) for v in graph.value_info}
+    resizes = [n for n in graph.node if n.op_type == "Resize"]
+    assert len(resizes) == 2 * (len(tiny_model.ublocks) + len(tiny_model.dblocks))
+    assert {ranks[n.input[0]] for n in resizes} == {4}
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     for batch, frames in [(1, 1), (2, 7), (3, 4)]:  # other shapes than the export example
         audio, noise_level, mel = _inputs(batch, frames, seed=batch * 10 + frames)
