@@ -328,6 +328,7 @@ def _speak(args) -> int:
     import numpy as np
 
     from serve.engine import Synthesizer, default_voice
+    from serve.streaming import OFFLINE_CHUNK_FRAMES
 
     if not args.output and not args.stream:
         raise UserError("say where the audio goes: -o FILE.wav, or --stream for raw PCM on stdout")
@@ -337,10 +338,12 @@ def _speak(args) -> int:
         raise UserError("--speed must be positive")
     text = _read_text(args.text)
     synth = Synthesizer(args.voice or default_voice(), device=args.device, threads=args.threads)
+    # a file alone is not played while it is made: larger chunks, less vocoder context per second
+    chunking = {} if args.stream else dict(chunk_frames=OFFLINE_CHUNK_FRAMES, first_chunk_frames=None)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         chunks = synth.synthesize(text, steps=args.steps, vocoder_steps=args.vocoder_steps,
-                                  temperature=args.temperature, speed=args.speed, seed=args.seed)
+                                  temperature=args.temperature, speed=args.speed, seed=args.seed, **chunking)
         parts = []
         for chunk in chunks:
             if args.stream:

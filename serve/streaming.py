@@ -34,10 +34,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# ~1.5 s of audio per chunk at hop 256 / 22,050 Hz. Every window adds 2 x DEFAULT_CONTEXT_FRAMES of vocoder work,
-# so larger chunks cost less: against 64 frames, 128 took the vocoder's RTF 0.70 -> 0.54 on 8 recordings
-# (2 threads, 2-core AMD EPYC), each 128-frame result within 2e-7 of vocoding the whole mel in one piece.
-DEFAULT_CHUNK_FRAMES = 128
+DEFAULT_CHUNK_FRAMES = 64  # ~0.74 s of audio per chunk at hop 256 / 22,050 Hz
+# Chunks for audio that nobody hears while it is made (``gradwave speak -o FILE``): every window adds
+# 2 x DEFAULT_CONTEXT_FRAMES of vocoder work, so 256-frame chunks took the vocoder's RTF 0.70 -> 0.54 against 64
+# on 8 recordings (2 threads, 2-core AMD EPYC), within 2e-7 of vocoding each mel whole. Streams keep 64: with
+# 128-frame chunks, playing 6 LJ050 texts as they came stalled for 0.6 s a text against 0.2 s.
+OFFLINE_CHUNK_FRAMES = 256
 DEFAULT_FIRST_CHUNK_FRAMES = 32  # a shorter first chunk: lower latency to the first audio
 DEFAULT_CONTEXT_FRAMES = 16  # vocoder context on each side of a chunk (~0.19 s)
 DEFAULT_OVERLAP_FRAMES = 4  # crossfaded frames between consecutive chunks (~46 ms)
@@ -75,11 +77,13 @@ def plan_chunks(
 ) -> list[ChunkSpan]:
     """Cut ``n_frames`` mel frames into overlapping chunks.
 
-    Cores are at most ``chunk_frames`` long (the first at most ``first_chunk_frames``, default
-    ``chunk_frames``), except that a remainder shorter than a quarter chunk is merged into the chunk
-    before it (so a core never exceeds ``chunk_frames + chunk_frames // 4``). Consecutive cores overlap by
-    ``overlap_frames``; the first core starts at 0 and the last ends at ``n_frames``. ``chunk_frames=None``
-    (or a sentence that fits in one chunk) gives one chunk covering everything, without context.
+    Cores are at most ``chunk_frames`` long, except that a remainder shorter than a quarter chunk is merged
+    into the chunk before it (so a core never exceeds ``chunk_frames + chunk_frames // 4``). A shorter
+    ``first_chunk_frames`` starts a ramp: each core after it is twice as long as the one before, up to
+    ``chunk_frames`` (32, 64, 128, 128, ...), so the second chunk follows the first sooner than a full one
+    would. Consecutive cores overlap by ``overlap_frames``; the first core starts at 0 and the last ends at
+    ``n_frames``. ``chunk_frames=None`` (or a sentence that fits in one chunk) gives one chunk covering
+    everything, without context.
     Returns the spans in order.
     """
     if n_frames < 1:
@@ -100,7 +104,7 @@ def plan_chunks(
         spans.append(ChunkSpan(start, end, max(0, start - context_frames), min(n_frames, end + context_frames)))
         if end == n_frames:
             return spans
-        start, size = end - overlap_frames, chunk_frames
+        start, size = end - overlap_frames, min(chunk_frames, 2 * size)
 
 
 def fade_curves(n: int) -> tuple[np.ndarray, np.ndarray]:

@@ -21,6 +21,26 @@ def test_speak_writes_a_wav_and_streams_pcm(tiny_bundle, tmp_path, capsys):
     assert len(pcm) > 0 and len(pcm) % 256 == 0
 
 
+def test_speak_vocodes_files_in_offline_chunks_and_streams_in_small_ones(tiny_bundle, tmp_path, monkeypatch,
+                                                                       capsysbinary):
+    from serve.engine import Synthesizer
+    from serve.streaming import OFFLINE_CHUNK_FRAMES
+
+    seen = []
+    real = Synthesizer.synthesize
+
+    def spy(self, text, **kwargs):
+        seen.append(kwargs)
+        return real(self, text, **kwargs)
+
+    monkeypatch.setattr(Synthesizer, "synthesize", spy)
+    assert main(["speak", "Hello there.", "-o", str(tmp_path / "a.wav"), "--voice", str(tiny_bundle)]) == 0
+    assert seen[-1]["chunk_frames"] == OFFLINE_CHUNK_FRAMES and seen[-1]["first_chunk_frames"] is None
+    assert main(["speak", "Hello there.", "--stream", "--voice", str(tiny_bundle)]) == 0
+    assert "chunk_frames" not in seen[-1] and "first_chunk_frames" not in seen[-1]  # the streaming defaults
+    assert len(capsysbinary.readouterr().out) > 0
+
+
 def test_user_mistakes_are_one_line_errors(tiny_bundle, tmp_path, capsys):
     cases = [
         ["speak", "", "-o", str(tmp_path / "x.wav"), "--voice", str(tiny_bundle)],

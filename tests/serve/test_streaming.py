@@ -29,6 +29,13 @@ def test_plan_covers_frames_with_exact_overlaps(n, chunk, ctx, overlap, first):
     assert plan_chunks(n, None) == [streaming.ChunkSpan(0, n, 0, n)]
 
 
+def test_plan_ramps_from_a_short_first_chunk_up_to_full_chunks():
+    spans = plan_chunks(1000, 128, 16, 4, 32)
+    assert [s.frames for s in spans[:5]] == [32, 64, 128, 128, 128]
+    assert all(s.frames == 128 for s in spans[2:-1]) and spans[-1].end == 1000  # full chunks after the ramp
+    assert [s.frames for s in plan_chunks(1000, 64, 16, 4, 100)[:3]] == [100, 64, 64]  # a long first: no ramp
+
+
 def test_plan_rejects_bad_arguments():
     with pytest.raises(ValueError, match="too short"):
         plan_chunks(100, 8, 4, 4)
