@@ -155,17 +155,21 @@ def voice_dict(
     decoder_steps: int | None = None,
     temperature: float | None = None,
     solver: str | None = None,
+    postfilter: Any = None,
 ) -> dict[str, Any]:
     """The ``voice.json`` dict for these models (see :mod:`serve.bundle` for the layout).
 
     graphs: {graph name: {"file": ..., "sha256": ...}} (empty sha256 for a bundle that is not on disk).
+    postfilter: the vocoder's :class:`vocoder.postfilter.PostFilter` (None: its defaults, 3 passes).
     Decoder settings left None come from the acoustic checkpoint's ``metadata["decoder"]``
     (``n_steps``, ``temperature``, ``solver``), else 10 steps, temperature 1.5, Euler.
     """
     import dataclasses
 
     from vocoder.audio import MEL
+    from vocoder.postfilter import PostFilter
 
+    postfilter = PostFilter() if postfilter is None else postfilter
     if decoder_steps is not None and (not isinstance(decoder_steps, int) or decoder_steps < 1):
         raise ValueError(f"--decoder-steps must be a positive whole number, got {decoder_steps!r}")
     default = default_schedule or default_schedule_name(vocoder.schedules)
@@ -183,6 +187,7 @@ def voice_dict(
             "schedules": {n: {"betas": [float(b) for b in s["betas"]], "conds": [float(c) for c in s["conds"]]}
                           for n, s in vocoder.schedules.items()},
             "checkpoint_step": vocoder.step,
+            "postfilter": dataclasses.asdict(postfilter),
         },
         "acoustic": None,
         "versions": versions(),
@@ -212,6 +217,7 @@ def export_bundle(
     decoder_steps: int | None = None,
     temperature: float | None = None,
     solver: str | None = None,
+    postfilter: Any = None,
 ) -> Path:
     """Export a voice bundle (graphs + voice.json) from training checkpoints into ``out_dir``.
 
@@ -224,7 +230,7 @@ def export_bundle(
     acoustic = load_acoustic(acoustic_ckpt_path) if acoustic_ckpt_path is not None else None
     return export_models(vocoder, acoustic, out_dir, fp16=fp16, overwrite=overwrite,
                          default_schedule=default_schedule, decoder_steps=decoder_steps,
-                         temperature=temperature, solver=solver)
+                         temperature=temperature, solver=solver, postfilter=postfilter)
 
 
 def export_models(

@@ -3,8 +3,9 @@
 * Graph parity: each ONNX graph and its torch module on the same random inputs (two batch sizes and
   lengths other than the export's, so the dynamic axes are exercised).
 * End to end: the bundle's mel and audio for a one-sentence text versus the torch pipeline
-  (``GradTTS.synthesise`` + ``vocoder.diffusion.sample_ddpm`` over the *original* vocoder), both fed the
-  same numpy noise (:func:`serve.engine.prior_noise`, :func:`serve.engine.vocoder_noise`).
+  (``GradTTS.synthesise`` + ``vocoder.diffusion.sample_ddpm`` over the *original* vocoder, then the voice's
+  post-filter, :func:`vocoder.postfilter.mel_postfilter`, as the runtime applies it), both fed the same
+  numpy noise (:func:`serve.engine.prior_noise`, :func:`serve.engine.vocoder_noise`).
 
 Tolerances (``max |onnx - torch| <= atol + rtol * max |torch|``): fp32 bundles -- graphs atol 1e-4,
 rtol 1e-4; end to end atol 2e-3 (errors of ~1e-6 grow through 10 ODE steps and the vocoder's division by
@@ -130,6 +131,7 @@ def end_to_end_checks(synth, vocoder: LoadedVocoder, acoustic: LoadedAcoustic | 
     from serve.streaming import ChunkSpan
     from vocoder import diffusion
     from vocoder.audio import clip_log_mel
+    from vocoder.postfilter import mel_postfilter
 
     bundle = synth.bundle
     name, schedule = bundle.vocoder.schedule(None)
@@ -160,7 +162,7 @@ def end_to_end_checks(synth, vocoder: LoadedVocoder, acoustic: LoadedAcoustic | 
         mel_t = clip_log_mel(torch.from_numpy(window)[None])  # [1, 80, W]: the vocoder's input contract
         audio_ref = diffusion.sample_ddpm(lambda x, c: vocoder.model(x, c, mel_t), torch.from_numpy(noise[:1]),
                                           betas, conds, noise=lambda n: torch.from_numpy(noise[n: n + 1]))
-        audio_ref = audio_ref[0, core].float().numpy()  # [hop F]
+        audio_ref = mel_postfilter(audio_ref.float().numpy(), mel_t.numpy(), synth.postfilter)[0, core]  # [hop F]
     audio = synth.vocode(mel_ref, seed=seed)
     checks.append(_check(f"audio (vocoder, {name})", audio, audio_ref, tol))
     chunked = synth.vocode(mel_ref, seed=seed, chunk_frames=32)

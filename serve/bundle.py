@@ -13,14 +13,17 @@ Layout of a bundle directory (written by :func:`export.onnx.export_bundle`)::
      "mel": {... vocoder.audio.MelConfig as a dict ...},
      "graphs": {"vocoder_step": {"file": "vocoder_step.onnx", "sha256": "..."}, ...},
      "vocoder": {"model": "diffwave", "config": {...}, "sampler": "ddpm", "default_schedule": "fast6",
-                 "schedules": {"fast6": {"betas": [K], "conds": [K]}, ...}, "checkpoint_step": 0},
+                 "schedules": {"fast6": {"betas": [K], "conds": [K]}, ...}, "checkpoint_step": 0,
+                 "postfilter": {"iterations": 3, "gain_floor": 0.1, "gain_ceiling": 4.0}},
      "acoustic": null | {"model": "gradtts", "config": {...}, "symbols": {"version": ..., "symbols": [...]},
                  "text": {"add_blank": true, "add_bos_eos": false},
                  "decoder": {"steps": 10, "temperature": 1.5, "solver": "euler", "beta_min": 0.05,
                              "beta_max": 20.0, "length_multiple": 4}, "checkpoint_step": 0},
      "versions": {"gradwave": ..., "torch": ..., "onnx": ..., "opset": 17}}
 
-This module imports the standard library and numpy only (never torch).
+``vocoder.postfilter`` settings are optional (absent: no post-filter, as in bundles made before it).
+
+This module imports the standard library, numpy and :mod:`vocoder.postfilter` only (never torch).
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from vocoder.postfilter import OFF, PostFilter
 
 FORMAT = "gradwave-voice"
 FORMAT_VERSION = 1
@@ -103,6 +108,7 @@ class VocoderInfo:
     default_schedule: str
     sampler: str = "ddpm"
     checkpoint_step: int | None = None
+    postfilter: PostFilter = OFF  # vocoder.postfilter settings; bundles written before it have none (off)
 
     def schedule(self, which: str | int | None = None) -> tuple[str, Schedule]:
         """Resolve a schedule by name, by step count K, or None for the default. Returns (name, schedule).
@@ -194,6 +200,7 @@ class Bundle:
                 "schedules": {n: {"betas": list(s.betas), "conds": list(s.conds)}
                               for n, s in self.vocoder.schedules.items()},
                 "checkpoint_step": self.vocoder.checkpoint_step,
+                "postfilter": {k: getattr(self.vocoder.postfilter, k) for k in PostFilter.__dataclass_fields__},
             },
             "acoustic": None if ac is None else {
                 "model": ac.model, "config": _plain(ac.config), "symbols": _plain(ac.symbols),
@@ -246,6 +253,7 @@ class Bundle:
             model=str(v["model"]), config=_frozen(v["config"]), schedules=_frozen(schedules),
             default_schedule=str(v["default_schedule"]), sampler=str(v.get("sampler", "ddpm")),
             checkpoint_step=v.get("checkpoint_step"),
+            postfilter=PostFilter(**v["postfilter"]) if v.get("postfilter") else OFF,
         )
         if "vocoder_step" not in graphs:
             raise BundleError(f"{where}voice.json lists no vocoder_step graph")

@@ -67,6 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--seed", type=int, default=0)
     sp.add_argument("--device", choices=["auto", "cpu", "cuda", "tensorrt"], default="auto")
     sp.add_argument("--threads", type=int, help="onnxruntime threads (default: one per core)")
+    sp.add_argument("--postfilter-iterations", type=int,
+                    help="passes of the vocoder's mel-envelope post-filter (default: the voice's; 0: none)")
 
     tt = sub.add_parser("tts", help="text -> speech (or mel) from torch checkpoints, without exporting")
     tt.add_argument("text", help="the text to speak, or - to read it from standard input")
@@ -91,6 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--schedule", help="default vocoder schedule (default: searched6 if present, else fast6)")
     x.add_argument("--decoder-steps", type=int,
                    help="the voice's default decoder step count (default: the checkpoint's, else 10)")
+    x.add_argument("--postfilter-iterations", type=int, default=3,
+                   help="passes of the vocoder's mel-envelope post-filter stored as the voice's default "
+                        "(default 3; 0: none)")
     x.add_argument("--no-verify", action="store_true", help="skip the ONNX-vs-torch parity check")
 
     sv = sub.add_parser("serve", help="the Gradio demo (on 127.0.0.1 by default, with a queue)")
@@ -337,7 +342,13 @@ def _speak(args) -> int:
     if not args.speed > 0:
         raise UserError("--speed must be positive")
     text = _read_text(args.text)
-    synth = Synthesizer(args.voice or default_voice(), device=args.device, threads=args.threads)
+    postfilter = None
+    if args.postfilter_iterations is not None:
+        from vocoder.postfilter import PostFilter
+
+        postfilter = PostFilter(iterations=args.postfilter_iterations)  # ValueError: a clear message
+    synth = Synthesizer(args.voice or default_voice(), device=args.device, threads=args.threads,
+                        postfilter=postfilter)
     # a file alone is not played while it is made: larger chunks, less vocoder context per second
     chunking = {} if args.stream else dict(chunk_frames=OFFLINE_CHUNK_FRAMES, first_chunk_frames=None)
     with warnings.catch_warnings(record=True) as caught:
@@ -390,9 +401,11 @@ def _tts(args) -> int:
 
 def _export(args) -> int:
     from export.onnx import export_bundle
+    from vocoder.postfilter import PostFilter
 
     out = export_bundle(args.acoustic, args.vocoder, args.out, fp16=args.fp16, overwrite=args.force,
-                        default_schedule=args.schedule, decoder_steps=args.decoder_steps)
+                        default_schedule=args.schedule, decoder_steps=args.decoder_steps,
+                        postfilter=PostFilter(iterations=args.postfilter_iterations))
     print(f"wrote voice bundle {out}", file=sys.stderr)
     if not args.no_verify:
         from export.verify import verify_bundle

@@ -33,6 +33,7 @@ from serve.graphs import OnnxGraphs
 from tts import solvers
 from vocoder import diffusion
 from vocoder.audio import clip_log_mel
+from vocoder.postfilter import PostFilter, mel_postfilter
 
 VOICE_ENV = "GRADWAVE_VOICE"
 _PRIOR, _VOCODER, _SDE = 0, 1, 2  # noise stream ids
@@ -145,15 +146,19 @@ class Synthesizer:
 
     ``device``: "auto" | "cpu" | "cuda" | "tensorrt"; ``threads``: onnxruntime intra-op threads
     (default: one per core). ``max_frames`` bounds one sentence's mel (a guard against runaway durations).
+    ``postfilter``: the vocoder's mel-envelope post-filter (:mod:`vocoder.postfilter`; default: the voice's,
+    ``vocoder.postfilter.OFF`` switches it off).
     """
 
     def __init__(self, voice_dir: str | os.PathLike, device: str = "auto", threads: int | None = None,
-                 max_frames: int = 8192):
+                 max_frames: int = 8192, postfilter: PostFilter | None = None):
         bundle = load_bundle(voice_dir)
-        self._setup(bundle, OnnxGraphs(bundle, device, threads), max_frames)
+        self._setup(bundle, OnnxGraphs(bundle, device, threads), max_frames, postfilter)
 
-    def _setup(self, bundle: Bundle, graphs: Any, max_frames: int = 8192) -> None:
+    def _setup(self, bundle: Bundle, graphs: Any, max_frames: int = 8192,
+               postfilter: PostFilter | None = None) -> None:
         self.bundle = bundle
+        self.postfilter = bundle.vocoder.postfilter if postfilter is None else postfilter
         self.graphs = graphs
         self.max_frames = int(max_frames)
         self.sample_rate = bundle.sample_rate
@@ -246,7 +251,8 @@ class Synthesizer:
         return self.bundle.vocoder.schedule(vocoder_steps)[1]
 
     def _sample(self, mel: np.ndarray, noise: np.ndarray, schedule: Schedule, sampler: str) -> np.ndarray:
-        """mel [B, 80, F], noise [K, B, T] -> audio [B, T] float32 (T = hop F)."""
+        """mel [B, 80, F], noise [K, B, T] -> audio [B, T] float32 (T = hop F): the vocoder's samples, then its
+        post-filter (on this window: the window's context frames absorb the filter's edges)."""
         betas, conds = schedule.arrays()
         mel = clip_log_mel(mel)  # values no audio can produce (an undertrained decoder's) would overflow fp16
 
@@ -260,6 +266,8 @@ class Synthesizer:
         else:
             raise ValueError(f"unknown sampler {sampler!r} (expected one of {', '.join(diffusion.SAMPLERS)})")
         out = np.asarray(out, dtype=np.float32)
+        if self.postfilter.enabled and np.all(np.isfinite(out)):
+            out = mel_postfilter(out, mel, self.postfilter)
         if not np.all(np.isfinite(out)):  # never hand NaN to a player or a file
             raise RuntimeError(f"the vocoder ({', '.join(self.providers)}) produced non-finite audio; "
                                "export the voice without --fp16, or try another --vocoder-steps schedule")

@@ -103,6 +103,14 @@ def mel_filterbank(
     return out
 
 
+@functools.lru_cache(maxsize=1)
+def _filterbank64() -> np.ndarray:
+    """The contract's filterbank in float64, ``[80, 513]`` (read-only)."""
+    out = mel_filterbank().astype(np.float64)
+    out.setflags(write=False)
+    return out
+
+
 @functools.lru_cache(maxsize=4)
 def _hann(n: int) -> np.ndarray:
     """Periodic Hann window, as ``torch.hann_window(n)``. ``[n]`` float64."""
@@ -154,13 +162,11 @@ def _check_wave(audio: np.ndarray, pad: bool) -> np.ndarray:
     return audio
 
 
-def mel_numpy(audio: np.ndarray, pad: bool = True) -> np.ndarray:
-    """Log-mel of a waveform in numpy.
+def stft_numpy(audio: np.ndarray, pad: bool = True) -> np.ndarray:
+    """The contract's complex STFT (periodic Hann 1024, hop 256, ``center=False`` after reflect padding).
 
-    audio: ``[T]`` or ``[B, T]`` float in [-1, 1] at 22,050 Hz.
-    Returns ``[80, T // 256]`` or ``[B, 80, T // 256]`` float32.
-    With ``pad=False`` the input already carries its 384 samples of context on each side (a crop of a
-    reflect-padded utterance) and ``[..., (T - 768) // 256]`` frames come back.
+    audio: ``[T]`` or ``[B, T]`` float in [-1, 1]. Returns complex128 ``[513, T // 256]`` or
+    ``[B, 513, T // 256]``; frame i is centred on sample ``256 i + 128``. ``pad=False`` as in :func:`mel_numpy`.
     """
     audio = _check_wave(audio, pad)
     squeeze = audio.ndim == 1
@@ -170,11 +176,27 @@ def mel_numpy(audio: np.ndarray, pad: bool = True) -> np.ndarray:
     n_frames = (x.shape[-1] - N_FFT) // HOP_LENGTH + 1
     idx = np.arange(N_FFT)[None, :] + HOP_LENGTH * np.arange(n_frames)[:, None]  # [F, n_fft]
     frames = x[:, idx] * _hann(WIN_LENGTH)  # [B, F, n_fft]
-    spec = np.fft.rfft(frames, n=N_FFT, axis=-1)  # [B, F, n_fft/2 + 1]
+    spec = np.fft.rfft(frames, n=N_FFT, axis=-1).transpose(0, 2, 1)  # [B, n_fft/2 + 1, F]
+    return spec[0] if squeeze else spec
+
+
+def mel_of_spectrum(spec: np.ndarray) -> np.ndarray:
+    """Linear mel energies (before the log) of an STFT from :func:`stft_numpy`: complex ``[..., 513, F]`` ->
+    float64 ``[..., 80, F]``, with the contract's magnitude ``sqrt(re^2 + im^2 + 1e-9)``."""
     mag = np.sqrt(spec.real**2 + spec.imag**2 + 1e-9)
-    mel = np.einsum("mk,bfk->bmf", mel_filterbank().astype(np.float64), mag)  # [B, 80, F]
-    out = np.log(np.maximum(mel, LOG_CLAMP)).astype(np.float32)
-    return out[0] if squeeze else out
+    return _filterbank64() @ mag
+
+
+def mel_numpy(audio: np.ndarray, pad: bool = True) -> np.ndarray:
+    """Log-mel of a waveform in numpy.
+
+    audio: ``[T]`` or ``[B, T]`` float in [-1, 1] at 22,050 Hz.
+    Returns ``[80, T // 256]`` or ``[B, 80, T // 256]`` float32.
+    With ``pad=False`` the input already carries its 384 samples of context on each side (a crop of a
+    reflect-padded utterance) and ``[..., (T - 768) // 256]`` frames come back.
+    """
+    mel = mel_of_spectrum(stft_numpy(audio, pad))  # [(B,) 80, F]
+    return np.log(np.maximum(mel, LOG_CLAMP)).astype(np.float32)
 
 
 @functools.lru_cache(maxsize=64)

@@ -118,6 +118,20 @@ def test_export_cli_sets_the_voice_decoder_steps_and_rejects_bad_ones(tiny_check
     assert not (tmp_path / "v0").exists()
 
 
+def test_export_cli_stores_the_post_filter_setting(tiny_checkpoints, tmp_path, capsys):
+    from serve.cli import main
+    from vocoder.postfilter import OFF, PostFilter
+
+    base = ["export", "--vocoder", str(tiny_checkpoints["wavegrad"]), "--no-verify"]
+    assert main(base + ["--out", str(tmp_path / "default")]) == 0
+    assert load_bundle(tmp_path / "default").vocoder.postfilter == PostFilter()
+    assert main(base + ["--out", str(tmp_path / "off"), "--postfilter-iterations", "0"]) == 0
+    assert load_bundle(tmp_path / "off").vocoder.postfilter == OFF
+    assert main(base + ["--out", str(tmp_path / "bad"), "--postfilter-iterations", "-2"]) == 2
+    assert "post-filter iterations must be" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
+
+
 def test_export_rejects_wrong_checkpoints(tiny_checkpoints, tmp_path):
     with pytest.raises(ValueError, match="not an acoustic model"):
         export_bundle(tiny_checkpoints["diffwave"], tiny_checkpoints["diffwave"], tmp_path / "a")

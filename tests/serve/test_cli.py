@@ -48,6 +48,7 @@ def test_user_mistakes_are_one_line_errors(tiny_bundle, tmp_path, capsys):
         ["speak", "hi", "--voice", str(tiny_bundle)],
         ["speak", "hi", "-o", str(tmp_path / "x.wav"), "--voice", str(tmp_path / "nope")],
         ["speak", "hi", "-o", str(tmp_path / "x.wav"), "--voice", str(tiny_bundle), "--vocoder-steps", "99"],
+        ["speak", "hi", "-o", str(tmp_path / "x.wav"), "--voice", str(tiny_bundle), "--postfilter-iterations", "-1"],
         ["vocode", str(tmp_path / "missing.wav"), "-o", str(tmp_path / "y.wav"), "--voice", str(tiny_bundle)],
     ]
     for argv in cases:
