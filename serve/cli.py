@@ -136,6 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--held-out", type=int, default=0,
                     help="use the training split's N held-out utterances of --data (0 = all of --data)")
     ev.add_argument("--limit", type=int, default=0, help="at most this many utterances")
+    ev.add_argument("--postfilter-iterations", type=int, default=0,
+                    help="also score each vocoder's audio after this many passes of the runtime's mel-envelope "
+                         "post-filter (default 0: not)")
     ev.add_argument("--out", default=None, help="write table.md and table.json here")
     ev.add_argument("--device", default=None)
     et = esub.add_parser("tts", help="TTS quality on held-out sentences: Whisper WER, DNSMOS, log-mel DTW distance "

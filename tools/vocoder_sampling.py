@@ -7,7 +7,8 @@ limit the vocoder? (Session 9: no; see docs/training.md.)
 Configurations: ``searched6 ddpm`` (the shipped default), ``searched6 ddim``, ``fast6 ddpm`` and
 ``searched6x2 ddpm`` (12 steps: each searched beta split in two with the same marginal, (1 - b')^2 = 1 - b).
 A bundle without ``searched6`` (a fresh export of a training checkpoint) borrows the shipped voice's.
-Each recording is vocoded in one piece with seed 0 on 1 CPU thread.
+Each recording is vocoded in one piece with seed 0 on 1 CPU thread, without the mel-envelope post-filter
+(the sampler's own output, as in session 9; ``tools/postfilter_eval.py`` measures the filter).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from tts.speech_metrics import DnsMos  # noqa: E402
 from vocoder import diffusion  # noqa: E402
 from vocoder.audio import SAMPLE_RATE, load_audio, mel_numpy  # noqa: E402
 from vocoder.metrics import log_mel_l1  # noqa: E402
+from vocoder.postfilter import OFF  # noqa: E402
 
 
 def configs(schedules: dict[str, Schedule]) -> dict[str, tuple[Schedule, str]]:
@@ -49,7 +51,7 @@ def main() -> int:
     ap.add_argument("--items", type=int, default=10)
     ap.add_argument("--configs", help="comma-separated subset of the configurations (default: all)")
     args = ap.parse_args()
-    synth = Synthesizer(args.voice, device="cpu", threads=1)
+    synth = Synthesizer(args.voice, device="cpu", threads=1, postfilter=OFF)
     if synth.bundle.vocoder.model != "wavegrad":  # the 12-step schedule's conds are WaveGrad noise levels
         ap.error(f"{args.voice}: a WaveGrad bundle is needed, this one has {synth.bundle.vocoder.model}")
     schedules = dict(synth.bundle.vocoder.schedules)

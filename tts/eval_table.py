@@ -24,7 +24,9 @@ def markdown(report: dict[str, Any]) -> str:
     asr = report["asr"]
     lines += [
         "",
-        f"{len(report['utterances'])} sentences of {report['texts']}; system: {report['system']}.",
+        f"{len(report['utterances'])} sentences of {report['texts']}; system: {report['system']}"
+        + ("" if "postfilter" not in report else f"; vocoder post-filter: {report['postfilter']} passes "
+           "(vocoder.postfilter)" if report["postfilter"] else "; no vocoder post-filter") + ".",
         (f"WER: {asr['name']} (faster-whisper, CPU int8, beam 1, temperature 0), corpus-level: substitutions + "
          "deletions + insertions over all sentences / reference words; reference = the normalized_text column "
          "(plain files: the line); both sides through tts.text.normalize (numbers, currency, abbreviations to "

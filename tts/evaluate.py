@@ -392,7 +392,7 @@ def eval_cli(args: Any) -> int:
               "texts": args.texts, "device": torch_device or ", ".join(synth.providers),
               "asr": {"name": transcriber.name, "model_dir": str(transcriber.model_dir)} if transcriber else None,
               "dnsmos": dnsmos is not None, "temperature": args.temperature or dec.temperature, "seed": args.seed,
-              **report}
+              "postfilter": synth.postfilter.iterations, **report}
     if args.save_audio:
         print(f"eval tts: wrote the outputs to {args.save_audio}/<system>/<id>.wav", file=sys.stderr)
     emit_report(args.out, report, markdown(report))

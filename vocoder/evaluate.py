@@ -196,16 +196,21 @@ class _Row:
 
 def evaluate(checkpoints: list[str], items: list[Utterance], schedules: list[str] | None = None,
              device: str = "cpu", held_out: int = 0, corpus_size: int | None = None,
-             progress: bool = True) -> dict[str, Any]:
+             progress: bool = True, postfilter_iterations: int = 0) -> dict[str, Any]:
     """Copy-synthesis of ``items`` by every checkpoint and schedule, plus the Griffin-Lim and ground-truth
-    baselines. ``schedules`` None: all stored in each checkpoint. ``held_out``/``corpus_size`` (the N of
+    baselines; with ``postfilter_iterations`` N > 0 each vocoder row gets a twin: the same audio after N passes
+    of the runtime's mel-envelope post-filter (:mod:`vocoder.postfilter`), timed with its vocoding.
+    ``schedules`` None: all stored in each checkpoint. ``held_out``/``corpus_size`` (the N of
     --held-out and the corpus' utterance count) only serve a note when N exceeds a checkpoint's n_val.
     Returns the report: ``rows`` (one per system: means over utterances, n, per-utterance values),
     ``notes``, ``utterances`` and ``device``."""
     from tqdm import tqdm
 
+    from vocoder.audio import clip_log_mel
     from vocoder.inference import Vocoder
+    from vocoder.postfilter import PostFilter, mel_postfilter
 
+    postfilter = PostFilter(iterations=postfilter_iterations)  # ValueError for a bad count
     if not items:
         raise ValueError("no utterances to evaluate")
     notes: list[str] = []
@@ -226,6 +231,9 @@ def evaluate(checkpoints: list[str], items: list[Utterance], schedules: list[str
     if not rows:
         wanted = ", ".join(schedules or [])
         raise ValueError(f"none of the requested schedules ({wanted}) is in any checkpoint")
+    filtered = {i: _Row(**dict(row.info, system=f"{row.info['system']} + post-filter ({postfilter.iterations} "
+                                                 "passes)", postfilter=postfilter.iterations))
+                for i, (_, _, row) in enumerate(rows)} if postfilter.enabled else {}
     gl = _Row(system=f"Griffin-Lim ({GRIFFIN_LIM_ITERS} iterations)", kind="griffin_lim", schedule=None,
               steps=GRIFFIN_LIM_ITERS, device="cpu")
     gt = _Row(system="ground truth", kind="ground_truth", schedule=None, steps=None, device=None)
@@ -247,11 +255,16 @@ def evaluate(checkpoints: list[str], items: list[Utterance], schedules: list[str
         seconds = len(ref) / SAMPLE_RATE
         mel = mel_numpy(ref)  # [80, F]
         seed = utterance_seed(utt.id)
-        for voc, name, row in rows:
+        for i, (voc, name, row) in enumerate(rows):
             bar.set_postfix_str(f"{utt.id} {row.info['model']} {name}", refresh=False)
             t0 = time.perf_counter()
             out = voc.vocode(mel, schedule=name, sampler=SAMPLER, seed=seed)  # [256 F] (synchronised)
-            row.add(utt.id, score(ref, out), (time.perf_counter() - t0) / seconds)
+            t1 = time.perf_counter()
+            row.add(utt.id, score(ref, out), (t1 - t0) / seconds)
+            if i in filtered:
+                t2 = time.perf_counter()
+                out = mel_postfilter(out[None], clip_log_mel(mel)[None], postfilter)[0]  # [256 F]
+                filtered[i].add(utt.id, score(ref, out), (t1 - t0 + time.perf_counter() - t2) / seconds)
             bar.update(1)
         t0 = time.perf_counter()
         out = metrics.griffin_lim(mel, n_iter=GRIFFIN_LIM_ITERS, seed=seed)  # [256 F]
@@ -260,7 +273,8 @@ def evaluate(checkpoints: list[str], items: list[Utterance], schedules: list[str
         bar.update(1)
     bar.close()
 
-    table = [row.summary() for _, _, row in rows] + [gl.summary(), gt.summary()]
+    table = [r.summary() for i, (_, _, row) in enumerate(rows) for r in (row, filtered.get(i)) if r is not None]
+    table += [gl.summary(), gt.summary()]
     for r in table:
         if r["n_pesq"] < r["n"]:
             notes.append(f"{r['system']}: PESQ undefined for {r['n'] - r['n_pesq']} of {r['n']} utterances "
@@ -316,12 +330,14 @@ def markdown(report: dict[str, Any]) -> str:
 
 
 def eval_cli(args: Any) -> int:
-    """``gradwave eval vocoder``. args: checkpoint (list), data, schedules, held_out, limit, out, device."""
+    """``gradwave eval vocoder``. args: checkpoint (list), data, schedules, held_out, limit, out, device,
+    postfilter_iterations."""
     device = default_device(args.device)
     schedules = [s.strip() for s in args.schedules.split(",") if s.strip()] if args.schedules else None
     items = evaluation_items(args.data, args.held_out, args.limit)
     report = evaluate(list(args.checkpoint), items, schedules, device=device, held_out=args.held_out,
-                      corpus_size=len(read_metadata(args.data)) if args.held_out else None)
+                      corpus_size=len(read_metadata(args.data)) if args.held_out else None,
+                      postfilter_iterations=getattr(args, "postfilter_iterations", 0) or 0)
     report = {"command": "eval vocoder",
               "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
               "hardware": hardware_info(device), "arguments": arguments(args), **report}

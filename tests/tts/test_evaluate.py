@@ -226,6 +226,7 @@ def test_eval_tts_without_scorers(tiny_bundle, corpus, tmp_path, capsys):
     assert "| recordings |" in captured.out and "[2/2] T001" in captured.err
     report = json.loads((out / "table.json").read_text())
     assert (out / "table.md").read_text() == captured.out
+    assert report["postfilter"] == 3 and "vocoder post-filter: 3 passes" in captured.out  # the voice's default
     rows = report["rows"]
     assert [(r["kind"], r["solver"], r["steps"]) for r in rows] == [
         ("recordings", None, None), ("vocoded", None, None), ("tts", "euler", 2), ("tts", "euler", 3),
