@@ -33,7 +33,7 @@ import json
 import os
 import types
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -200,7 +200,7 @@ class Bundle:
                 "schedules": {n: {"betas": list(s.betas), "conds": list(s.conds)}
                               for n, s in self.vocoder.schedules.items()},
                 "checkpoint_step": self.vocoder.checkpoint_step,
-                "postfilter": {k: getattr(self.vocoder.postfilter, k) for k in PostFilter.__dataclass_fields__},
+                "postfilter": asdict(self.vocoder.postfilter),
             },
             "acoustic": None if ac is None else {
                 "model": ac.model, "config": _plain(ac.config), "symbols": _plain(ac.symbols),

@@ -266,12 +266,10 @@ class Synthesizer:
         else:
             raise ValueError(f"unknown sampler {sampler!r} (expected one of {', '.join(diffusion.SAMPLERS)})")
         out = np.asarray(out, dtype=np.float32)
-        if self.postfilter.enabled and np.all(np.isfinite(out)):
-            out = mel_postfilter(out, mel, self.postfilter)
         if not np.all(np.isfinite(out)):  # never hand NaN to a player or a file
             raise RuntimeError(f"the vocoder ({', '.join(self.providers)}) produced non-finite audio; "
                                "export the voice without --fp16, or try another --vocoder-steps schedule")
-        return out
+        return mel_postfilter(out, mel, self.postfilter)  # finite in, finite out (clipped to [-1, 1])
 
     def _vocode_chunks(self, mel: np.ndarray, noise: np.ndarray, schedule: Schedule, sampler: str,
                        plan: list[streaming.ChunkSpan], overlap_frames: int) -> Iterator[np.ndarray]:

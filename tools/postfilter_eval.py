@@ -1,13 +1,14 @@
 """Copy-synthesis of held-out recordings through a bundle's vocoder, with 0..N passes of the mel-envelope
 post-filter (:mod:`vocoder.postfilter`) and with Griffin-Lim, scored by Whisper base WER, DNSMOS and log-mel
-L1 to the recording. Session 11's figures (docs/training.md) come from this script.
+L1 to the recording: the copy-synthesis comparison of session 11 (docs/training.md), made reproducible.
 
     python tools/postfilter_eval.py [--voice serve/voices/joe] [--items 60] [--passes 0,3,5,8] [--griffin-lim]
         [--recordings]
 
 Each recording is vocoded once, in one piece, with seed 0 and the bundle's default schedule, without the
-post-filter; every setting then filters that same audio (the runtime filters each chunk window instead; the
-two agree to about 1e-6). Needs the eval extra (faster-whisper, speechmos).
+post-filter; every setting then filters that same audio (the runtime filters each window, which carries
+padded edge frames at the sentence's ends: on LJ050-0001 the two differ by at most 3e-5, at the last samples).
+Needs the eval extra (faster-whisper, speechmos).
 """
 
 from __future__ import annotations

@@ -22,11 +22,12 @@ def markdown(report: dict[str, Any]) -> str:
             f"{_fmt(r['mel_dtw_l1'], 3)} | {_fmt(r['rtf_encoder'], 4)} | {_fmt(r['rtf_decoder'], 3)} | "
             f"{_fmt(r['rtf_vocoder'], 3)} | {_fmt(r['rtf'], 3)} | {r['n']} |")
     asr = report["asr"]
+    passes = report.get("postfilter")  # absent in reports made before the post-filter
+    postfilter = ("" if passes is None else f"; vocoder post-filter: {passes} passes (vocoder.postfilter)" if passes
+                  else "; no vocoder post-filter")
     lines += [
         "",
-        f"{len(report['utterances'])} sentences of {report['texts']}; system: {report['system']}"
-        + ("" if "postfilter" not in report else f"; vocoder post-filter: {report['postfilter']} passes "
-           "(vocoder.postfilter)" if report["postfilter"] else "; no vocoder post-filter") + ".",
+        f"{len(report['utterances'])} sentences of {report['texts']}; system: {report['system']}{postfilter}.",
         (f"WER: {asr['name']} (faster-whisper, CPU int8, beam 1, temperature 0), corpus-level: substitutions + "
          "deletions + insertions over all sentences / reference words; reference = the normalized_text column "
          "(plain files: the line); both sides through tts.text.normalize (numbers, currency, abbreviations to "

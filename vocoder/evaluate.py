@@ -337,7 +337,7 @@ def eval_cli(args: Any) -> int:
     items = evaluation_items(args.data, args.held_out, args.limit)
     report = evaluate(list(args.checkpoint), items, schedules, device=device, held_out=args.held_out,
                       corpus_size=len(read_metadata(args.data)) if args.held_out else None,
-                      postfilter_iterations=getattr(args, "postfilter_iterations", 0) or 0)
+                      postfilter_iterations=args.postfilter_iterations)
     report = {"command": "eval vocoder",
               "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
               "hardware": hardware_info(device), "arguments": arguments(args), **report}

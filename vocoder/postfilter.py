@@ -1,7 +1,7 @@
 """The mel-envelope post-filter: bring a vocoder's output back onto the mel it was asked to render.
 
 A few-step diffusion vocoder gets the fine structure of speech right (harmonics, phase, transients) but
-misses the spectral envelope: its output's log-mel lies 0.65 from the recording's on held-out speech
+misses the spectral envelope: its output's log-mel lies 0.68 from the recording's on held-out speech
 (natural log, mean over bands and frames), residual noise fills the valleys between formants, and Whisper
 mishears it. The conditioning mel is the envelope the audio should have, so the post-filter projects the
 audio onto it, a few times over:
@@ -20,7 +20,7 @@ log-mel L1 0.68 -> 0.17, DNSMOS P808 3.22 -> 3.78, Whisper base WER 6.2% -> 4.0%
 
 Locality: one pass mixes samples within one STFT window (1024 samples, 4 frames) of each other, so N passes
 reach about 4 N frames; the runtime filters each vocoder window (its core plus 16 context frames a side),
-and chunked audio stays close to the whole sentence's for N <= 4.
+and a sentence vocoded in 64-frame chunks stayed within 3e-7 of the whole one at 3 and at 8 passes.
 
 numpy only (the torch-free runtime uses it).
 """
@@ -111,7 +111,7 @@ def mel_postfilter(audio: np.ndarray, mel: np.ndarray, settings: PostFilter = Po
             audio.shape[1] != HOP_LENGTH * mel.shape[2]:
         raise ValueError(f"post-filter needs audio [B, 256 F] and mel [B, 80, F], got {audio.shape} and {mel.shape}")
     if not settings.enabled:
-        return audio.astype(np.float32)
+        return np.asarray(audio, dtype=np.float32)  # no copy for float32 input
     target = np.exp(mel)  # [B, 80, F]
     spread = _spread()
     y = audio.astype(np.float64)
